@@ -213,8 +213,8 @@ def _load_cached(processed: Path) -> GraphDataset | None:
         splits = {k: torch.tensor(v, dtype=torch.long) for k, v in json.loads((processed / "splits.json").read_text()).items()}
         smiles_path = processed / "smiles.json"
         smiles = json.loads(smiles_path.read_text()) if smiles_path.is_file() else None
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
-        return None  # a damaged cache is rebuilt from the source
+    except Exception:  # noqa: BLE001 - any damage (truncated, unpicklable, wrong schema) means: rebuild
+        return None
     if _source_changed(info):
         return None
     return GraphDataset(graphs, splits, info, smiles)

@@ -94,6 +94,19 @@ class GraphList:
             out.append((nodes[b, idx], torch.stack([i[keep], j[keep]]), t[keep]))
         return cls.from_graphs(out)
 
+    @classmethod
+    def concat(cls, parts: Sequence[GraphList]) -> GraphList:
+        """The graphs of ``parts``, one list after the other."""
+        node_counts = torch.cat([p.num_nodes for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
+        edge_counts = torch.cat([p.num_edges for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
+        return cls(
+            node_types=torch.cat([p.node_types for p in parts]) if parts else torch.zeros(0, dtype=torch.uint8),
+            node_ptr=_ptr(node_counts.tolist()),
+            edge_index=torch.cat([p.edge_index for p in parts], 1) if parts else torch.zeros(2, 0, dtype=torch.int32),
+            edge_types=torch.cat([p.edge_types for p in parts]) if parts else torch.zeros(0, dtype=torch.uint8),
+            edge_ptr=_ptr(edge_counts.tolist()),
+        )
+
     # ---------------------------------------------------------------- access
     def __len__(self) -> int:
         return self.node_ptr.numel() - 1

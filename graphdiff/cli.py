@@ -1,0 +1,175 @@
+"""The ``graphdiff`` command.
+
+* ``graphdiff fit|validate|test|predict``: Lightning's CLI (YAML ``--config`` files, ``--print_config``,
+  every ``--trainer.*``, ``--model.*``, ``--data.*`` override). With ``--ckpt_path`` and no ``--config``,
+  the configuration stored in the checkpoint is used, so a checkpoint is all ``test`` needs.
+* ``graphdiff sample``: generate graphs from a checkpoint and write them to a file.
+* ``graphdiff data list|info``: inspect datasets.
+
+Errors in the user's input (a :class:`~graphdiff.errors.GraphdiffError`) are printed as one line,
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from graphdiff.errors import GraphdiffError
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _data_parser(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="list and inspect datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    dsub.add_parser("list", help="list the registered datasets")
+    info = dsub.add_parser("info", help="counts per split, node-count range, marginals, skipped rows")
+    info.add_argument("name", help="registry name (see `graphdiff data list`) or a path to a graph/SMILES file")
+    info.add_argument("--root", default=None, help="dataset root (default $GRAPHDIFF_ROOT or ./data)")
+    info.add_argument("--json", action="store_true", help="print the full dataset info as JSON")
+    info.add_argument(
+        "--option", "-o", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
+        help="dataset option, e.g. -o max_nodes=40 -o column=smiles (repeatable)",
+    )
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from graphdiff.datasets.datamodule import open_dataset
+    from graphdiff.datasets.registry import available_datasets
+
+    if args.data_command == "list":
+        for name, spec in available_datasets().items():
+            print(f"{name:<16} {spec.kind:<9} {spec.description}")
+        return 0
+    data = open_dataset(args.name, root=args.root, **dict(args.option))
+    if args.json:
+        print(json.dumps({**data.info.to_dict(), "node_count_range": _node_range(data)}, indent=2))
+    else:
+        print(format_info(data))
+    return 0
+
+
+def _node_range(data) -> list[int]:
+    n = data.graphs.num_nodes
+    return [int(n.min()), int(n.max())]
+
+
+def format_info(data) -> str:
+    """A human-readable summary of a processed dataset."""
+    info = data.info
+    lo, hi = _node_range(data)
+    lines = [
+        f"dataset       {info.name} ({info.kind})",
+        f"graphs        {len(data.graphs)}  " + "  ".join(f"{k}={v}" for k, v in info.split_sizes.items()),
+        f"nodes         {lo}-{hi} per graph, mean {float(data.graphs.num_nodes.float().mean()):.2f}",
+        "node types    " + "  ".join(f"{t}:{p:.4f}" for t, p in zip(info.node_types, info.node_marginals)),
+        "edge types    " + "  ".join(f"{t}:{p:.4f}" for t, p in zip(info.edge_types, info.edge_marginals)),
+    ]
+    src = info.source
+    if "file" in src:
+        lines.append(f"source        {src['file']} (sha256 {str(src.get('sha256'))[:12]}…)")
+    elif "generator" in src:
+        lines.append(f"source        generator {src['generator']} {json.dumps(src.get('settings', {}))}")
+    if info.options:
+        lines.append("options       " + json.dumps(info.options))
+    if info.skipped:
+        for reason, what in info.skipped.items():
+            count = what.get("count", what) if isinstance(what, dict) else what
+            where = what.get("lines") if isinstance(what, dict) else None
+            lines.append(f"skipped       {reason}: {count}" + (f" (first lines {where})" if where else ""))
+    else:
+        lines.append("skipped       none")
+    return "\n".join(lines)
+
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _sample_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="generate graphs from a checkpoint")
+    p.add_argument("--ckpt_path", required=True, help="a checkpoint written by `graphdiff fit`")
+    p.add_argument("--num_samples", type=int, default=64)
+    p.add_argument("--output", required=True,
+                   help="output file: .smi/.txt/.sdf (molecules), .npz, .json, .graphml")
+    p.add_argument("--steps", type=int, default=None, help="reverse steps (default: the model's T)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num_nodes", type=int, default=None,
+                   help="node count of every graph (default: drawn from the training distribution)")
+    p.add_argument("--batch_size", type=int, default=None, help="graphs per sampling batch")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--image", default=None, help="also write a PNG grid of the first samples")
+    p.add_argument("--chain", default=None, help="also write a PNG strip of one denoising chain")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graphdiff", description="Graph generation with diffusion models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"Lightning {name} (see `graphdiff {name} --help`)", add_help=False)
+    _sample_parser(sub)
+    _data_parser(sub)
+    return parser
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from graphdiff.api import load_model
+    from graphdiff.sample_files import write_samples
+
+    model = load_model(args.ckpt_path, device=args.device)
+    if args.num_samples < 1:
+        raise GraphdiffError(f"--num_samples must be >= 1, got {args.num_samples}")
+    graphs = model.generate(args.num_samples, steps=args.steps, seed=args.seed, num_nodes=args.num_nodes,
+                            batch_size=args.batch_size, progress=sys.stderr.isatty())
+    counts = write_samples(args.output, graphs, model.info)
+    msg = f"wrote {counts['written']} graphs to {args.output}"
+    if counts["invalid"]:
+        msg += f" ({counts['invalid']} invalid molecules written as empty records)"
+    print(msg)
+    if args.image:
+        from graphdiff.pictures import draw_samples
+
+        draw_samples(graphs, model.info, args.image)
+        print(f"wrote {args.image}")
+    if args.chain:
+        from graphdiff.pictures import draw_chain
+
+        draw_chain(model, args.chain, seed=args.seed, steps=args.steps, num_nodes=args.num_nodes)
+        print(f"wrote {args.chain}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            from graphdiff.lightning_cli import run_lightning
+
+            return run_lightning(argv)
+        args = build_parser().parse_args(argv)
+        if args.command == "data":
+            return _run_data(args)
+        if args.command == "sample":
+            return _run_sample(args)
+    except GraphdiffError as exc:
+        print(f"graphdiff: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graphdiff: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Thin LightningModules: the training step is the loss; evaluation calls sampling and metrics."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+
+import graphdiff
+from graphdiff.datasets.info import DatasetInfo
+from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss, make_schedule, make_transition
+from graphdiff.errors import ConfigError
+from graphdiff.models import GraphTransformerDenoiser
+from graphdiff.sampling import sample_many, sample_num_nodes
+from graphdiff.types import DenseGraph
+
+
+class GenerativeModel(pl.LightningModule):
+    """Base of graphdiff's model families: built from a dataset info, can ``generate`` graphs.
+
+    Subclasses take ``dataset_info`` as their first argument (the CLI links it from the data module)
+    and implement :meth:`generate`.
+    """
+
+    info: DatasetInfo
+
+    def generate(self, num_samples: int, steps: int | None = None, seed: int | None = None,
+                 num_nodes: int | torch.Tensor | None = None, batch_size: int | None = None,
+                 progress: bool = False):
+        raise NotImplementedError
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.setdefault("graphdiff", {})
+        meta["version"] = graphdiff.__version__
+        meta["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        if getattr(self, "cli_config", None) is not None:
+            meta["config"] = self.cli_config
+
+
+class DiscreteDiffusionModel(GenerativeModel):
+    """DiGress: a graph transformer trained to denoise categorical node and edge noise.
+
+    Args:
+        dataset_info: the data module's :class:`DatasetInfo` as a dict (linked automatically by the CLI;
+            stored in checkpoints so sampling needs no data).
+        T: diffusion steps.
+        schedule: noise schedule: ``cosine`` (DiGress), ``linear`` or ``custom`` (give ``schedule_options.betas``).
+        schedule_options: extra arguments of the schedule (e.g. ``{"betas": [...]}`` for ``custom``).
+        transition: ``marginal`` (DiGress default), ``uniform`` or ``absorbing``.
+        lambda_edge: weight of the edge cross-entropy (DiGress: 5).
+        model: denoiser settings passed to :class:`GraphTransformerDenoiser` (``preset``, ``n_layers``,
+            ``hidden_mlp_dims``, ``hidden_dims``, ``extra_features``, ``dropout``).
+        lr, weight_decay, amsgrad: AdamW settings (DiGress: 2e-4, 1e-12, amsgrad).
+        warmup_steps: linear learning-rate warm-up.
+        lr_schedule: ``constant`` or ``cosine`` decay to 0 over the trainer's total steps after warm-up.
+        eval_every_n_epochs: sample and compute metrics every this many validation epochs (0 = never).
+        eval_samples: graphs sampled for validation metrics.
+        test_samples: graphs sampled for test metrics.
+        sample_steps: reverse steps used for evaluation samples (default ``T``).
+        sample_batch_size: graphs per sampling batch.
+    """
+
+    def __init__(
+        self,
+        dataset_info: dict[str, Any],
+        T: int = 500,
+        schedule: Literal["cosine", "linear", "custom"] = "cosine",
+        schedule_options: dict[str, Any] | None = None,
+        transition: Literal["marginal", "uniform", "absorbing"] = "marginal",
+        lambda_edge: float = 5.0,
+        model: dict[str, Any] | None = None,
+        lr: float = 2e-4,
+        weight_decay: float = 1e-12,
+        amsgrad: bool = True,
+        warmup_steps: int = 0,
+        lr_schedule: Literal["constant", "cosine"] = "constant",
+        eval_every_n_epochs: int = 0,
+        eval_samples: int = 64,
+        test_samples: int = 256,
+        sample_steps: int | None = None,
+        sample_batch_size: int = 64,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.info = DatasetInfo.from_dict(dataset_info) if isinstance(dataset_info, dict) else dataset_info
+        self.process = DiscreteDiffusion(
+            make_schedule(schedule, T, **(schedule_options or {})),
+            make_transition(transition, self.info.num_node_types, self.info.num_edge_types,
+                            self.info.node_marginals, self.info.edge_marginals),
+        )
+        self.denoiser = GraphTransformerDenoiser.from_dataset_info(self.info, **(model or {}))
+        self.register_buffer("node_count_dist", self.info.node_count_distribution(), persistent=False)
+        self.reference = None  # set by evaluation code: reference graphs/SMILES for metrics
+
+    # ------------------------------------------------------------------ training
+    def forward(self, noisy: DenseGraph, t: torch.Tensor) -> DenseGraph:
+        return self.denoiser(noisy, t)
+
+    def _predict(self, noisy: DenseGraph, t: torch.Tensor) -> DenseGraph:
+        return self.denoiser(noisy, t.float() / self.process.T)
+
+    def _loss(self, batch: DenseGraph, training: bool) -> dict[str, torch.Tensor]:
+        t = self.process.sample_timesteps(batch.batch_size, device=batch.X.device, training=training)
+        noisy = self.process.add_noise(batch, t)
+        return cross_entropy_loss(self._predict(noisy, t), batch, lambda_E=self.hparams.lambda_edge)
+
+    def training_step(self, batch: DenseGraph, batch_idx: int) -> torch.Tensor:
+        terms = self._loss(batch, training=True)
+        bs = batch.batch_size
+        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=bs)
+        self.log_dict({"train/loss_X": terms["X"], "train/loss_E": terms["E"]}, batch_size=bs)
+        return terms["loss"]
+
+    def _evaluate(self, batch: DenseGraph, stage: str) -> None:
+        terms = self._loss(batch, training=False)
+        bound = self.process.variational_bound(self._predict, batch, self.node_count_dist)
+        bs = batch.batch_size
+        self.log(f"{stage}/loss", terms["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log(f"{stage}/nll", bound["nll"].mean(), prog_bar=True, batch_size=bs, sync_dist=True)
+        for key in ("kl_prior", "diffusion", "reconstruction", "log_pn"):
+            self.log(f"{stage}/{key}", bound[key].mean(), batch_size=bs, sync_dist=True)
+
+    def validation_step(self, batch: DenseGraph, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: DenseGraph, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def generate(
+        self,
+        num_samples: int,
+        steps: int | None = None,
+        seed: int | None = None,
+        num_nodes: int | torch.Tensor | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ):
+        """Sample graphs; returns a :class:`~graphdiff.datasets.storage.GraphList` of class indices.
+
+        Args:
+            num_samples: how many graphs.
+            steps: reverse steps (default ``T``).
+            seed: make the draw reproducible (node counts and chain).
+            num_nodes: a fixed size for every graph, or ``[num_samples]`` sizes; default: drawn from the
+                training distribution.
+            batch_size: graphs per batch (default ``sample_batch_size``).
+        """
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        if num_nodes is None:
+            counts = sample_num_nodes(self.node_count_dist.cpu(), num_samples, gen)
+        else:
+            counts = torch.as_tensor(num_nodes, dtype=torch.long).expand(num_samples).clone()
+        if counts.min() < 1:
+            raise ConfigError(f"num_nodes must be >= 1, got {int(counts.min())}")
+        limit = self.denoiser.max_nodes if hasattr(self.denoiser, "max_nodes") else None
+        if limit is not None and int(counts.max()) > limit:
+            raise ConfigError(f"num_nodes {int(counts.max())} exceeds the model's maximum of {limit} nodes")
+        was_training = self.training
+        self.eval()
+        try:
+            return sample_many(
+                self.denoiser, self.process, counts,
+                batch_size=batch_size or self.hparams.sample_batch_size,
+                steps=steps or self.hparams.sample_steps,
+                seed=seed, progress=progress,
+            )
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+            amsgrad=self.hparams.amsgrad,
+        )
+        warmup, schedule = self.hparams.warmup_steps, self.hparams.lr_schedule
+        if warmup == 0 and schedule == "constant":
+            return opt
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if schedule == "constant":
+                return 1.0
+            total = max(self.trainer.estimated_stepping_batches - warmup, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

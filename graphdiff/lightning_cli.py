@@ -24,7 +24,7 @@ class GraphDiffCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         if self.subcommand is None:
             return
-        config = self.parser.dump(self.config, skip_none=False, skip_link_targets=True, format="yaml")
+        config = self.parser.dump(self.config, skip_link_targets=True, format="yaml")
         blob = yaml.safe_load(config)
         blob = blob.get(self.subcommand, blob)
         blob.pop("ckpt_path", None)
@@ -51,8 +51,8 @@ def _option(argv: list[str], name: str) -> str | None:
     return None
 
 
-def run_lightning(argv: list[str]) -> int:
-    """Run LightningCLI on ``argv`` (its first item is the subcommand)."""
+def run_lightning(argv: list[str]) -> GraphDiffCLI:
+    """Run LightningCLI on ``argv`` (its first item is the subcommand); returns the finished CLI object."""
     ckpt = _option(argv, "--ckpt_path")
     tmp = None
     if ckpt and _option(argv, "--config") is None and "--print_config" not in argv:
@@ -66,7 +66,7 @@ def run_lightning(argv: list[str]) -> int:
             yaml.safe_dump(config, f)
         argv = [argv[0], "--config", tmp, *argv[1:]]
     try:
-        GraphDiffCLI(
+        return GraphDiffCLI(
             GenerativeModel,
             GraphDataModule,
             subclass_mode_model=True,
@@ -77,4 +77,3 @@ def run_lightning(argv: list[str]) -> int:
     finally:
         if tmp:
             os.unlink(tmp)
-    return 0

@@ -10,11 +10,12 @@ import torch
 
 import graphdiff
 from graphdiff.datasets.info import DatasetInfo
+from graphdiff.datasets.storage import GraphList
 from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss, make_schedule, make_transition
 from graphdiff.errors import ConfigError
 from graphdiff.models import GraphTransformerDenoiser
 from graphdiff.sampling import sample_many, sample_num_nodes
-from graphdiff.types import DenseGraph
+from graphdiff.types import DenseGraph, one_hot_graph
 
 
 class GenerativeModel(pl.LightningModule):
@@ -30,6 +31,41 @@ class GenerativeModel(pl.LightningModule):
                  num_nodes: int | torch.Tensor | None = None, batch_size: int | None = None,
                  progress: bool = False):
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ sampling-based evaluation
+    def on_validation_epoch_end(self) -> None:
+        every = self.hparams.get("eval_every_n_epochs", 0)
+        if not every or self.trainer.sanity_checking or (self.current_epoch + 1) % every:
+            return
+        self._sample_and_score("val", self.hparams.eval_samples)
+
+    def on_test_epoch_end(self) -> None:
+        if self.hparams.get("test_samples", 0):
+            self._sample_and_score("test", self.hparams.test_samples)
+
+    def _sample_and_score(self, stage: str, total: int) -> dict[str, float]:
+        """Sample ``total`` graphs split over the ranks, gather them, score them on rank 0 and log."""
+        world, rank = self.trainer.world_size, self.global_rank
+        local = -(-total // world)
+        graphs = self.generate(local, seed=1000 * self.current_epoch + rank)
+        if world > 1:
+            graphs = _gather_graphs(self, graphs)
+        graphs = graphs.subset(range(min(total, len(graphs))))
+        self.last_samples = graphs
+        metrics: dict[str, float] = {"num_samples": float(len(graphs))}
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.trainer.is_global_zero and datamodule is not None:
+            from graphdiff.evaluation import FAST_MOLECULE_METRICS, evaluate_generated
+
+            chosen = self.hparams.get("eval_metrics")
+            if stage == "val" and chosen is None and self.info.kind == "molecule":
+                chosen = FAST_MOLECULE_METRICS  # FCD / NSPDK / MOSES metrics are for the final test
+            metrics.update(evaluate_generated(graphs, self.info, datamodule.data, reference_split=stage,
+                                              metrics=chosen if stage == "val" else None))
+        if self.trainer.is_global_zero:
+            self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items() if _is_number(v)},
+                          rank_zero_only=True, batch_size=1)
+        return metrics
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         meta = checkpoint.setdefault("graphdiff", {})
@@ -57,6 +93,8 @@ class DiscreteDiffusionModel(GenerativeModel):
         lr_schedule: ``constant`` or ``cosine`` decay to 0 over the trainer's total steps after warm-up.
         eval_every_n_epochs: sample and compute metrics every this many validation epochs (0 = never).
         eval_samples: graphs sampled for validation metrics.
+        eval_metrics: metric names computed during validation (default: all MMDs and validity metrics for
+            graphs; validity, relaxed validity, uniqueness and novelty for molecules). Test computes all.
         test_samples: graphs sampled for test metrics.
         sample_steps: reverse steps used for evaluation samples (default ``T``).
         sample_batch_size: graphs per sampling batch.
@@ -78,6 +116,7 @@ class DiscreteDiffusionModel(GenerativeModel):
         lr_schedule: Literal["constant", "cosine"] = "constant",
         eval_every_n_epochs: int = 0,
         eval_samples: int = 64,
+        eval_metrics: list[str] | None = None,
         test_samples: int = 256,
         sample_steps: int | None = None,
         sample_batch_size: int = 64,
@@ -92,7 +131,6 @@ class DiscreteDiffusionModel(GenerativeModel):
         )
         self.denoiser = GraphTransformerDenoiser.from_dataset_info(self.info, **(model or {}))
         self.register_buffer("node_count_dist", self.info.node_count_distribution(), persistent=False)
-        self.reference = None  # set by evaluation code: reference graphs/SMILES for metrics
 
     # ------------------------------------------------------------------ training
     def forward(self, noisy: DenseGraph, t: torch.Tensor) -> DenseGraph:
@@ -156,9 +194,9 @@ class DiscreteDiffusionModel(GenerativeModel):
             counts = torch.as_tensor(num_nodes, dtype=torch.long).expand(num_samples).clone()
         if counts.min() < 1:
             raise ConfigError(f"num_nodes must be >= 1, got {int(counts.min())}")
-        limit = self.denoiser.max_nodes if hasattr(self.denoiser, "max_nodes") else None
-        if limit is not None and int(counts.max()) > limit:
-            raise ConfigError(f"num_nodes {int(counts.max())} exceeds the model's maximum of {limit} nodes")
+        if int(counts.max()) > self.info.max_nodes:
+            raise ConfigError(f"num_nodes {int(counts.max())} exceeds the model's maximum of "
+                              f"{self.info.max_nodes} nodes (the largest training graph)")
         was_training = self.training
         self.eval()
         try:
@@ -191,3 +229,21 @@ class DiscreteDiffusionModel(GenerativeModel):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _gather_graphs(module: pl.LightningModule, graphs: GraphList) -> GraphList:
+    """All ranks' graphs on every rank, rank by rank (each rank must hold the same number)."""
+    n = module.info.max_nodes
+    dense = graphs.to_dense(range(len(graphs)), module.info.num_node_types, module.info.num_edge_types)
+    pad = n - dense.max_nodes
+    nodes = torch.nn.functional.pad(dense.node_classes(), (0, pad), value=-1)
+    edges = torch.nn.functional.pad(dense.edge_classes(), (0, pad, 0, pad), value=-1)
+    nodes = module.all_gather(nodes.to(module.device)).reshape(-1, n).cpu()
+    edges = module.all_gather(edges.to(module.device)).reshape(-1, n, n).cpu()
+    mask = nodes >= 0
+    return GraphList.from_dense(one_hot_graph(nodes, edges, mask, module.info.num_node_types,
+                                              module.info.num_edge_types))

@@ -82,8 +82,8 @@ def draw_chain(model, path: str | os.PathLike, seed: int = 0, steps: int | None 
                num_nodes: int | None = None, frames: int = 8) -> Path:
     """Write a PNG strip of ``frames`` snapshots of one reverse chain, from noise (left) to the sample."""
     from graphdiff.datasets.storage import GraphList as _GraphList
-    from graphdiff.sampling import sample, sample_num_nodes
     from graphdiff.sample_files import graphs_to_networkx
+    from graphdiff.sampling import sample, sample_num_nodes
 
     gen = torch.Generator().manual_seed(seed)
     if num_nodes is None:

@@ -50,13 +50,9 @@ def graphs_to_mols(graphs: GraphList, info: DatasetInfo) -> list:
 
 def graphs_to_networkx(graphs: GraphList, info: DatasetInfo) -> list[nx.Graph]:
     """networkx graphs with node/edge attribute ``type`` holding the type name."""
-    out = []
-    for x, ei, et in graphs:
-        g = nx.Graph()
-        g.add_nodes_from((i, {"type": info.node_types[c]}) for i, c in enumerate(x.tolist()))
-        g.add_edges_from((u, v, {"type": info.edge_types[c]}) for (u, v), c in zip(ei.T.tolist(), et.tolist()))
-        out.append(g)
-    return out
+    from graphdiff.graph import triple_to_networkx
+
+    return [triple_to_networkx(x, ei, et, info.node_types, info.edge_types, "type", "type") for x, ei, et in graphs]
 
 
 def write_samples(path: str | os.PathLike, graphs: GraphList, info: DatasetInfo) -> dict[str, int]:

@@ -41,6 +41,9 @@ class DenseCollater:
         return self.graphs.to_dense(indices, self.dx, self.de)
 
 
+SMILES_SUFFIXES = (".smi", ".smi.gz", ".smiles", ".smiles.gz", ".txt", ".txt.gz", ".csv", ".csv.gz")
+
+
 def open_dataset(name: str, root: str | os.PathLike | None = None, **options: Any) -> GraphDataset:
     """Load a dataset by registry name, or a graph / SMILES file by path.
 
@@ -52,7 +55,7 @@ def open_dataset(name: str, root: str | os.PathLike | None = None, **options: An
 
     if _looks_like_path(name):
         path = Path(name)
-        if molecules.is_smiles_file(path):
+        if path.name.lower().endswith(SMILES_SUFFIXES):
             return molecules.load_smiles_file(path, root=root, **options)
         return graph_files.load_graph_file(path, root=root, **options)
     return load_dataset(name, root=root, **options)

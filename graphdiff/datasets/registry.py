@@ -35,7 +35,8 @@ class BuiltDataset:
 
     Attributes:
         graphs: every kept graph.
-        splits: split name -> ``[k]`` long indices into ``graphs`` (disjoint).
+        splits: split name -> ``[k]`` long indices into ``graphs`` (train is disjoint from the others;
+            GDSS's sets evaluate on their test split, so their ``val`` may equal ``test``).
         kind: ``"graph"`` or ``"molecule"``.
         node_types: names of node classes.
         edge_types: names of edge classes, ``"none"`` first.
@@ -131,7 +132,9 @@ class GraphDataset:
         return [self.smiles[i] for i in self.splits[name].tolist()]
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, rebuild: bool = False, **options: Any) -> GraphDataset:
+def load_dataset(
+    name: str, root: str | os.PathLike | None = None, rebuild: bool = False, **options: Any
+) -> GraphDataset:
     """Load a registered dataset, processing it on first use.
 
     Args:
@@ -210,7 +213,8 @@ def _load_cached(processed: Path) -> GraphDataset | None:
         info = DatasetInfo.from_dict(meta)
         blob = torch.load(processed / "graphs.pt", weights_only=True)
         graphs = GraphList.from_state_dict(blob["graphs"])
-        splits = {k: torch.tensor(v, dtype=torch.long) for k, v in json.loads((processed / "splits.json").read_text()).items()}
+        split_lists = json.loads((processed / "splits.json").read_text())
+        splits = {k: torch.tensor(v, dtype=torch.long) for k, v in split_lists.items()}
         smiles_path = processed / "smiles.json"
         smiles = json.loads(smiles_path.read_text()) if smiles_path.is_file() else None
     except Exception:  # noqa: BLE001 - any damage (truncated, unpicklable, wrong schema) means: rebuild

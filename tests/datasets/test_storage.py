@@ -51,7 +51,8 @@ def test_round_trip_graph_triples():
 
 
 def test_duplicate_and_reversed_edges_are_stored_once():
-    store = GraphList.from_graphs([(torch.zeros(3), torch.tensor([[0, 1, 2, 1], [1, 0, 1, 2]]), torch.tensor([1, 1, 2, 2]))])
+    edges = torch.tensor([[0, 1, 2, 1], [1, 0, 1, 2]])
+    store = GraphList.from_graphs([(torch.zeros(3), edges, torch.tensor([1, 1, 2, 2]))])
     x, ei, ea = store.graph(0)
     assert ei.tolist() == [[0, 1], [1, 2]] and ea.tolist() == [1, 2]
 

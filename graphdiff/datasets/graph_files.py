@@ -1,0 +1,723 @@
+"""Graphs read from files: the GDSS benchmark sets and any user file of graphs.
+
+Registered datasets (GDSS, Jo et al. 2022): ``community_small``, ``ego_small``, ``grid``, ``enzymes``.
+graphdiff reads them as ``<name>.json.gz`` — a JSON list of ``{"num_nodes": n, "edges": [[u, v], ...]}``
+— from ``<root>/<name>/raw/`` or ``$GRAPHDIFF_DATA_DIR/graphs/``. Without such a copy it downloads the
+canonical pickled NetworkX list from the GDSS repository (``data/<file>.pkl``) and reads that, with the
+restricted unpickler below. The split is GDSS's: ``test`` = the first ``int(0.2 * G)`` graphs of the
+file, ``train`` = the rest. GDSS has no validation set and evaluates on ``test``; graphdiff's ``val`` is
+therefore the ``test`` indices unless ``val_fraction > 0`` carves it from the end of ``train``.
+
+User files (:func:`load_graph_file`): JSON (``.json``/``.json.gz``), NumPy archives of adjacency
+matrices (``.npz``), GraphML (``.graphml``, ``.graphml.gz``, ``.xml``) and pickled lists of NetworkX
+graphs (``.pkl``/``.pickle``, optionally ``.gz``); :func:`from_pyg` takes a PyG dataset or list of
+``Data``. Categorical labels become classes through a vocabulary of their sorted distinct values.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import warnings
+import xml.etree.ElementTree as ElementTree
+import zipfile
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphdiff.datasets.registry import BuildContext, BuiltDataset, GraphDataset, build_or_load, register
+from graphdiff.datasets.sources import RawFile, default_root, resolve
+from graphdiff.datasets.storage import GraphList
+from graphdiff.errors import ConfigError, DataError
+from graphdiff.graph import Triple, collect_vocab, data_to_triple, networkx_to_triple, normalize_edges
+from graphdiff.io import file_sha256
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+UNLABELLED_NODES = ["node"]
+UNLABELLED_EDGES = ["none", "edge"]
+GRAPH_SUFFIXES = (".json", ".json.gz", ".npz", ".graphml", ".graphml.gz", ".xml", ".pkl", ".pickle", ".pkl.gz")
+GDSS_DATA_URL = "https://github.com/harryjo97/GDSS/raw/master/data/"
+
+
+# ---------------------------------------------------------------------------------------------- parsed files
+@dataclass
+class ParsedGraphs:
+    """Graphs read from one file, before filtering and splitting.
+
+    Attributes:
+        triples: ``(node_types [n], edge_index [2, m] with i<j, edge_types [m])`` per graph.
+        node_types: names of the node classes.
+        edge_types: names of the edge classes, ``"none"`` first.
+        self_loops: self-loops dropped while reading.
+    """
+
+    triples: list[Triple]
+    node_types: list[str] = field(default_factory=lambda: list(UNLABELLED_NODES))
+    edge_types: list[str] = field(default_factory=lambda: list(UNLABELLED_EDGES))
+    self_loops: int = 0
+
+
+def read_graph_file(
+    path: str | os.PathLike, node_attr: str | None = None, edge_attr: str | None = None
+) -> ParsedGraphs:
+    """Read every graph of a file (format chosen by the file name's ending).
+
+    Args:
+        path: a ``.json``/``.json.gz``, ``.npz``, ``.graphml``/``.graphml.gz``/``.xml`` or
+            ``.pkl``/``.pickle``/``.pkl.gz`` file.
+        node_attr: GraphML / pickle: categorical node attribute giving node classes.
+        edge_attr: GraphML / pickle: categorical edge attribute giving edge classes.
+
+    Raises:
+        DataError: a missing, empty, truncated or malformed file, in one line naming the file (and
+            the graph index where one graph is at fault).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    name = path.name.lower()
+    if name.endswith((".json", ".json.gz")):
+        parsed = _read_json(path)
+    elif name.endswith(".npz"):
+        parsed = _read_npz(path)
+    elif name.endswith((".graphml", ".graphml.gz", ".xml")):
+        parsed = _from_networkx(path, _read_graphml(path), node_attr, edge_attr)
+    elif name.endswith((".pkl", ".pickle", ".pkl.gz", ".pickle.gz")):
+        parsed = _from_networkx(path, _read_pickle(path), node_attr, edge_attr)
+    else:
+        raise DataError(f"{path}: unknown graph file type; expected one of {', '.join(GRAPH_SUFFIXES)}")
+    if (node_attr or edge_attr) and name.endswith((".json", ".json.gz", ".npz")):
+        warnings.warn(f"{path}: node_attr/edge_attr apply to GraphML and pickle files only; ignored", stacklevel=2)
+    if parsed.self_loops:
+        warnings.warn(f"{path}: dropped {parsed.self_loops} self-loop(s); graphdiff graphs have none", stacklevel=2)
+    return parsed
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed when the name ends in ``.gz``."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: truncated or corrupt gzip file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise DataError(f"{path}: file is empty")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+def _read_json(path: Path) -> ParsedGraphs:
+    """A JSON list of ``{"num_nodes": n, "edges": [[u, v], ...], "node_types"?: [...], "edge_types"?: [...]}``."""
+    try:
+        data = json.loads(_read_bytes(path).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of graphs, found {type(data).__name__}")
+
+    raw = []  # (n, edges [m, 2], node labels | None, edge labels | None)
+    for k, g in enumerate(data):
+        where = f"{path}: graph {k}"
+        if not isinstance(g, dict) or "num_nodes" not in g:
+            raise DataError(f"{where}: expected an object with 'num_nodes' and 'edges'")
+        n = g["num_nodes"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise DataError(f"{where}: num_nodes must be a non-negative integer, found {n!r}")
+        edges = _edge_pairs(g.get("edges", []))
+        if edges is None:
+            raise DataError(f"{where}: 'edges' must be a list of [u, v] integer pairs")
+        nodes, etypes = g.get("node_types"), g.get("edge_types")
+        if nodes is not None and (not isinstance(nodes, list) or len(nodes) != n):
+            raise DataError(f"{where}: 'node_types' must be a list of {n} labels")
+        if etypes is not None and (not isinstance(etypes, list) or len(etypes) != len(edges)):
+            raise DataError(f"{where}: 'edge_types' must be a list of {len(edges)} labels, one per edge")
+        raw.append((n, edges, nodes, etypes))
+
+    node_vocab = _label_vocab(path, [r[2] for r in raw], "node_types")
+    edge_vocab = _label_vocab(path, [r[3] for r in raw], "edge_types")
+    triples, loops = [], 0
+    for k, (n, edges, nodes, etypes) in enumerate(raw):
+        x = torch.tensor([node_vocab[_key(v)] for v in nodes] if nodes is not None else [0] * n, dtype=torch.long)
+        et = [edge_vocab[_key(v)] + 1 for v in etypes] if etypes is not None else [1] * len(edges)
+        triple, dropped = _triple(path, k, x, torch.from_numpy(edges).T, torch.tensor(et, dtype=torch.long))
+        triples.append(triple)
+        loops += dropped
+    return ParsedGraphs(
+        triples,
+        _names(node_vocab, UNLABELLED_NODES),
+        ["none", *_names(edge_vocab, UNLABELLED_EDGES[1:])],
+        loops,
+    )
+
+
+def _edge_pairs(edges: Any) -> np.ndarray | None:
+    """``[m, 2]`` int64 pairs, or ``None`` if ``edges`` is not a list of integer pairs."""
+    try:
+        arr = np.asarray(edges)
+    except ValueError:  # ragged
+        return None
+    if arr.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.dtype.kind not in "iu":
+        return None
+    return arr.astype(np.int64)
+
+
+def _label_vocab(path: Path, labels: list[list | None], key: str) -> dict:
+    """Sorted distinct labels -> class (0-based); every graph must have the labels or none may."""
+    present = [lab is not None for lab in labels]
+    if any(present) and not all(present):
+        k = present.index(False)
+        raise DataError(f"{path}: graph {k}: has no '{key}' while other graphs do")
+    values = {_key(v) for lab in labels if lab is not None for v in lab}
+    return {v: i for i, v in enumerate(_sorted(values))}
+
+
+def _names(vocab: dict, default: list[str]) -> list[str]:
+    return [str(v) for v in vocab] if vocab else list(default)
+
+
+# ---------------------------------------------------------------------------------------------- NPZ
+def _read_npz(path: Path) -> ParsedGraphs:
+    """Adjacency matrices: one square 2-D array per graph, or one padded ``[G, n, n]`` array plus
+    ``num_nodes [G]`` (and optional ``node_types [G, n]``).
+
+    Integer or boolean entries are edge classes (0 = no edge; distinct nonzero values become classes
+    1, 2, ... in increasing order); floating entries are binary (nonzero = edge, weights ignored).
+    """
+    try:
+        archive = np.load(path, allow_pickle=False)
+        arrays = {k: archive[k] for k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
+    if not arrays:
+        raise DataError(f"{path}: the archive holds no arrays")
+
+    node_types: list[np.ndarray | None]
+    if "num_nodes" in arrays:
+        counts = arrays.pop("num_nodes").astype(np.int64).reshape(-1)
+        types = arrays.pop("node_types", None)
+        if len(arrays) != 1:
+            raise DataError(f"{path}: with 'num_nodes', expected one [G, n, n] adjacency array, found {sorted(arrays)}")
+        key, A = next(iter(arrays.items()))
+        if A.ndim != 3 or A.shape[1] != A.shape[2] or A.shape[0] != counts.size:
+            raise DataError(
+                f"{path}: '{key}' has shape {list(A.shape)}; expected [{counts.size}, n, n] to match num_nodes"
+            )
+        if types is not None and (types.ndim != 2 or types.shape[0] != counts.size or types.shape[1] < A.shape[1]):
+            raise DataError(f"{path}: 'node_types' has shape {list(types.shape)}; expected [{counts.size}, n]")
+        if counts.size and (counts.min() < 0 or counts.max() > A.shape[1]):
+            raise DataError(f"{path}: num_nodes must lie in 0..{A.shape[1]}")
+        matrices, labels = [], []
+        for g, n in enumerate(counts.tolist()):
+            outside = A[g].copy()
+            outside[:n, :n] = 0
+            if outside.any():
+                raise DataError(f"{path}: graph {g}: nonzero entries beyond its num_nodes={n}")
+            matrices.append((f"{key}[{g}]", A[g, :n, :n]))
+            labels.append(types[g, :n] if types is not None else None)
+        node_types = labels
+    else:
+        matrices = list(arrays.items())
+        node_types = [None] * len(matrices)
+
+    float_weights = False
+    for g, (key, M) in enumerate(matrices):
+        if M.ndim != 2 or M.shape[0] != M.shape[1]:
+            raise DataError(f"{path}: graph {g} ('{key}'): adjacency matrix has shape {list(M.shape)}; expected square")
+        if not (np.issubdtype(M.dtype, np.number) or M.dtype == np.bool_):
+            raise DataError(f"{path}: graph {g} ('{key}'): adjacency matrix has dtype {M.dtype}; expected numbers")
+        if not np.array_equal(M, M.T):
+            raise DataError(f"{path}: graph {g} ('{key}'): adjacency matrix is not symmetric (graphs are undirected)")
+        if np.issubdtype(M.dtype, np.floating) and np.isin(M, (0.0, 1.0), invert=True).any():
+            float_weights = True
+        if np.issubdtype(M.dtype, np.integer) and M.size and M.min() < 0:
+            raise DataError(f"{path}: graph {g} ('{key}'): negative entry {int(M.min())}; edge classes are >= 0")
+    if float_weights:
+        warnings.warn(f"{path}: floating-point edge weights are read as binary edges (nonzero = edge)", stacklevel=3)
+
+    integer = [np.issubdtype(M.dtype, np.integer) for _, M in matrices]
+    edge_values = sorted(  # off-diagonal values only: the diagonal holds self-loops, which are dropped
+        {int(v) for (_, M), i in zip(matrices, integer, strict=True) if i for v in np.unique(_upper(M)) if v}
+    )
+    edge_class = {v: c + 1 for c, v in enumerate(edge_values)}
+    node_values = sorted({int(v) for t in node_types if t is not None for v in np.unique(t)})
+    node_class = {v: c for c, v in enumerate(node_values)}
+
+    triples, loops = [], 0
+    for g, ((_, M), is_int) in enumerate(zip(matrices, integer, strict=True)):
+        n = M.shape[0]
+        loops += int(np.count_nonzero(np.diagonal(M)))
+        i, j = np.nonzero(np.triu(M, 1))
+        if is_int:
+            et = torch.tensor([edge_class[int(v)] for v in M[i, j]], dtype=torch.long)
+        else:
+            et = torch.ones(i.size, dtype=torch.long)
+        t = node_types[g]
+        x = torch.zeros(n, dtype=torch.long)
+        if t is not None:
+            x = torch.tensor([node_class[int(v)] for v in t], dtype=torch.long)
+        ei = torch.from_numpy(np.stack([i, j]).astype(np.int64))
+        triples.append(_triple(path, g, x, ei, et)[0])
+    edge_names = ["none", *(str(v) for v in edge_values)] if len(edge_values) > 1 else list(UNLABELLED_EDGES)
+    node_names = [str(v) for v in node_values] if node_values else list(UNLABELLED_NODES)
+    return ParsedGraphs(triples, node_names, edge_names, loops)
+
+
+def _upper(M: np.ndarray) -> np.ndarray:
+    """Entries strictly above the diagonal."""
+    return M[np.triu_indices(M.shape[0], k=1)]
+
+
+# ---------------------------------------------------------------------------------------------- GraphML / pickle
+def _read_graphml(path: Path) -> list[nx.Graph]:
+    """Every graph of a GraphML document (``networkx.read_graphml`` keeps only the first)."""
+    data = _read_bytes(path)
+    try:
+        graphs = list(nx.readwrite.graphml.GraphMLReader()(string=data))
+    except ElementTree.ParseError as exc:
+        line, column = exc.position
+        raise DataError(f"{path}: invalid GraphML at line {line}, column {column}: {exc}") from None
+    except (nx.NetworkXError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: invalid GraphML ({exc})") from None
+    if not graphs:
+        raise DataError(f"{path}: the GraphML document holds no <graph>")
+    return graphs
+
+
+class _GraphUnpickler(pickle.Unpickler):
+    """An unpickler that only builds NetworkX graphs, NumPy arrays/scalars and builtin containers.
+
+    Unpickling can run arbitrary code; this allow-list refuses every other global, so a hostile
+    file fails with a :class:`~graphdiff.errors.DataError` instead of running.
+    """
+
+    _BUILTINS = frozenset(
+        ("dict", "list", "set", "frozenset", "tuple", "int", "float", "complex", "str", "bytes", "bytearray",
+         "bool", "object", "slice", "range")
+    )
+    _OTHERS = frozenset(
+        {("collections", "OrderedDict"), ("collections", "defaultdict"), ("copyreg", "_reconstructor"),
+         ("numpy", "dtype"), ("numpy", "ndarray")}
+        | {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
+        | {(m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")}
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = (
+            (module == "builtins" and name in self._BUILTINS)
+            or (module, name) in self._OTHERS
+            or (module.startswith("networkx.classes.") and not name.startswith("_"))
+        )
+        if not allowed:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_pickle(path: Path) -> list[nx.Graph]:
+    """A pickled list (or tuple) of NetworkX graphs, or one graph, read with :class:`_GraphUnpickler`."""
+    data = _read_bytes(path)
+    try:
+        obj = _GraphUnpickler(io.BytesIO(data)).load()
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("refusing"):
+            raise DataError(
+                f"{path}: {exc}: graphdiff only unpickles NetworkX graphs, NumPy arrays and builtin containers"
+            ) from None
+        raise DataError(f"{path}: corrupt pickle ({exc})") from None
+    except (EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError) as exc:
+        raise DataError(f"{path}: corrupt or truncated pickle ({type(exc).__name__}: {exc})") from None
+    graphs = [obj] if isinstance(obj, nx.Graph) else obj
+    if not isinstance(graphs, list | tuple):
+        raise DataError(f"{path}: expected a list of NetworkX graphs, found {type(obj).__name__}")
+    for k, G in enumerate(graphs):
+        if not isinstance(G, nx.Graph):
+            raise DataError(f"{path}: graph {k}: expected a NetworkX graph, found {type(G).__name__}")
+    return list(graphs)
+
+
+def _from_networkx(path: Path, graphs: list[nx.Graph], node_attr: str | None, edge_attr: str | None) -> ParsedGraphs:
+    try:
+        node_vocab, edge_vocab = collect_vocab(graphs, node_attr, edge_attr)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    triples, loops = [], 0
+    for k, G in enumerate(graphs):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # self-loops are counted and reported once per file
+                triples.append(networkx_to_triple(G, node_attr, edge_attr, node_vocab, edge_vocab))
+        except ValueError as exc:
+            raise DataError(f"{path}: graph {k}: {exc}") from None
+        loops += nx.number_of_selfloops(G)
+    return ParsedGraphs(
+        triples,
+        [str(v) for v in node_vocab] if node_vocab is not None else list(UNLABELLED_NODES),
+        [str(v) for v in edge_vocab] if edge_vocab is not None else list(UNLABELLED_EDGES),
+        loops,
+    )
+
+
+def _triple(path: Path, k: int, x: Tensor, ei: Tensor, et: Tensor) -> tuple[Triple, int]:
+    """Drop self-loops (counted), then check and reduce the edges of graph ``k``."""
+    loops = ei[0] == ei[1]
+    try:
+        ei, et = normalize_edges(ei[:, ~loops], et[~loops], x.numel())
+    except ValueError as exc:
+        raise DataError(f"{path}: graph {k}: {exc}") from None
+    return (x, ei, et), int(loops.sum())
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+def load_graph_file(
+    path: str | os.PathLike,
+    name: str | None = None,
+    max_nodes: int | None = None,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
+    root: str | os.PathLike | None = None,
+    node_attr: str | None = None,
+    edge_attr: str | None = None,
+    rebuild: bool = False,
+) -> GraphDataset:
+    """Process a file of graphs into a cached :class:`GraphDataset` (see :func:`read_graph_file`).
+
+    Args:
+        path: the graph file.
+        name: dataset name, the cache folder under ``root`` (default: the file name without suffixes).
+        max_nodes: drop larger graphs (with a warning; counted in ``info.skipped``).
+        split: train / val / test fractions, summing to 1.
+        split_seed: seed of the random split (see :func:`fraction_split`).
+        root: dataset root (default ``$GRAPHDIFF_ROOT`` or ``./data``).
+        node_attr, edge_attr: GraphML / pickle attributes holding categorical classes.
+        rebuild: process again even if a valid cache exists.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    name = name or _stem(path)
+    fractions = _fractions(split)
+    options = {
+        "file": str(path.resolve()),
+        "max_nodes": max_nodes,
+        "split": list(fractions),
+        "split_seed": split_seed,
+        "node_attr": node_attr,
+        "edge_attr": edge_attr,
+    }
+
+    def builder(ctx: BuildContext) -> BuiltDataset:
+        parsed = read_graph_file(path, node_attr, edge_attr)
+        source = {"file": str(path.resolve()), "sha256": file_sha256(path), "format": _format(path)}
+        return _assemble(str(path), parsed, source, max_nodes, fractions, split_seed)
+
+    root = Path(root) if root is not None else default_root()
+    return build_or_load(name, "graph", builder, root, options, rebuild)
+
+
+def from_pyg(
+    dataset: Iterable[Data],
+    name: str,
+    root: str | os.PathLike | None = None,
+    max_nodes: int | None = None,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
+    num_node_types: int | None = None,
+    num_edge_types: int | None = None,
+    node_types: Sequence[str] | None = None,
+    edge_types: Sequence[str] | None = None,
+    rebuild: bool = False,
+) -> GraphDataset:
+    """Process a PyG dataset (an ``InMemoryDataset`` or a list of ``Data``) into a cached :class:`GraphDataset`.
+
+    ``x`` / ``edge_attr`` are read as :func:`graphdiff.graph.pyg_to_dense` reads them (integer classes
+    or one-hot rows; missing means unlabelled). The cache under ``root/name`` is keyed by a SHA-256
+    of the graphs' contents, so a changed dataset is processed again.
+
+    Args:
+        dataset: the graphs.
+        name: dataset name (cache folder).
+        root, max_nodes, split, split_seed, rebuild: as :func:`load_graph_file`.
+        num_node_types: ``dx`` (default: ``len(node_types)``, else the one-hot width or largest class + 1).
+        num_edge_types: ``de`` including "no edge" (default: ``len(edge_types)``, else inferred).
+        node_types: names of the node classes (default ``"0", "1", ...`` or ``["node"]``).
+        edge_types: names of the edge classes, ``"none"`` first.
+    """
+    if num_node_types is None and node_types is not None:
+        num_node_types = len(node_types)
+    if num_edge_types is None and edge_types is not None:
+        num_edge_types = len(edge_types)
+    triples, has_x, widths = [], False, set()
+    for k, data in enumerate(dataset):
+        try:
+            triples.append(data_to_triple(data, num_node_types, num_edge_types))
+        except ValueError as exc:
+            raise DataError(f"{name}: graph {k}: {exc}") from None
+        if data.x is not None:
+            has_x = True
+            if data.x.dim() == 2 and data.x.shape[1] > 1:
+                widths.add(int(data.x.shape[1]))
+    if not triples:
+        raise DataError(f"{name}: the PyG dataset holds no graphs")
+    dx = num_node_types or max([*widths, 1 + max((int(t[0].max()) for t in triples if t[0].numel()), default=0)])
+    de = num_edge_types or max(2, 1 + max((int(t[2].max()) for t in triples if t[2].numel()), default=1))
+    node_names = list(node_types) if node_types is not None else (
+        [str(i) for i in range(dx)] if has_x else list(UNLABELLED_NODES)
+    )
+    edge_names = list(edge_types) if edge_types is not None else (
+        ["none", *(str(i) for i in range(1, de))] if de > 2 else list(UNLABELLED_EDGES)
+    )
+    if len(node_names) != dx or len(edge_names) != de:
+        raise ConfigError(f"{name}: {len(node_names)} node / {len(edge_names)} edge names for {dx} / {de} classes")
+    parsed = ParsedGraphs(triples, node_names, edge_names)
+    digest = _content_sha256(parsed)
+    fractions = _fractions(split)
+    options = {"pyg_sha256": digest, "max_nodes": max_nodes, "split": list(fractions), "split_seed": split_seed,
+               "node_types": node_names, "edge_types": edge_names}
+
+    def builder(ctx: BuildContext) -> BuiltDataset:
+        source = {"pyg": type(dataset).__name__, "content_sha256": digest}
+        return _assemble(name, parsed, source, max_nodes, fractions, split_seed)
+
+    root = Path(root) if root is not None else default_root()
+    return build_or_load(name, "graph", builder, root, options, rebuild)
+
+
+def _assemble(
+    where: str,
+    parsed: ParsedGraphs,
+    source: dict[str, Any],
+    max_nodes: int | None,
+    fractions: tuple[float, float, float],
+    split_seed: int,
+) -> BuiltDataset:
+    """Drop graphs that are empty or above ``max_nodes`` (counted, with a warning) and split the rest."""
+    kept, skipped = _filter(where, parsed.triples, max_nodes)
+    graphs = GraphList.from_graphs(kept)
+    return BuiltDataset(
+        graphs=graphs,
+        splits=fraction_split(len(graphs), fractions, split_seed) if len(graphs) else {"train": torch.zeros(0)},
+        kind="graph",
+        node_types=parsed.node_types,
+        edge_types=parsed.edge_types,
+        source=source,
+        skipped=skipped,
+    )
+
+
+def _filter(where: str, triples: list[Triple], max_nodes: int | None) -> tuple[list[Triple], dict[str, Any]]:
+    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1):
+        raise ConfigError(f"max_nodes={max_nodes!r}: expected a positive integer")
+    reasons: dict[str, list[int]] = {"no_nodes": [], "too_many_nodes": []}
+    kept = []
+    for k, t in enumerate(triples):
+        n = t[0].numel()
+        if n == 0:
+            reasons["no_nodes"].append(k)
+        elif max_nodes is not None and n > max_nodes:
+            reasons["too_many_nodes"].append(k)
+        else:
+            kept.append(t)
+    skipped = {r: {"count": len(ks), "graphs": ks[:20]} for r, ks in reasons.items() if ks}
+    if skipped:
+        text = ", ".join(f"{v['count']} {r.replace('_', ' ')}" for r, v in skipped.items())
+        limit = f" (max_nodes={max_nodes})" if "too_many_nodes" in skipped else ""
+        warnings.warn(f"{where}: skipped {text}{limit}; kept {len(kept)} of {len(triples)} graphs", stacklevel=3)
+    return kept, skipped
+
+
+def fraction_split(num_graphs: int, fractions: Sequence[float], seed: int = 0) -> dict[str, Tensor]:
+    """A random train / val / test split by fractions.
+
+    ``val = round(f_val * G)``, ``test = round(f_test * G)``, ``train`` = the rest; a permutation
+    ``torch.randperm(G, generator=torch.Generator().manual_seed(seed))`` gives train its first
+    entries, then val, then test. Indices are returned sorted.
+
+    Raises:
+        ConfigError: the fractions leave no training graph.
+    """
+    f_train, f_val, f_test = _fractions(fractions)
+    n_val, n_test = int(round(f_val * num_graphs)), int(round(f_test * num_graphs))
+    n_train = num_graphs - n_val - n_test
+    if n_train < 1:
+        raise ConfigError(f"split {list(fractions)} of {num_graphs} graphs leaves no training graph")
+    perm = torch.randperm(num_graphs, generator=torch.Generator().manual_seed(int(seed)))
+    parts = {"train": perm[:n_train], "val": perm[n_train : n_train + n_val], "test": perm[n_train + n_val :]}
+    return {k: torch.sort(v).values for k, v in parts.items()}
+
+
+def _fractions(split: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(f) for f in split)
+    except (TypeError, ValueError):
+        raise ConfigError(f"split={split!r}: expected three fractions (train, val, test)") from None
+    if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1.0) > 1e-6:
+        raise ConfigError(f"split={list(split)}: expected three non-negative fractions summing to 1")
+    return values  # type: ignore[return-value]
+
+
+def _content_sha256(parsed: ParsedGraphs) -> str:
+    h = hashlib.sha256(json.dumps([parsed.node_types, parsed.edge_types]).encode())
+    graphs = GraphList.from_graphs(parsed.triples)
+    for t in graphs.state_dict().values():
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(GRAPH_SUFFIXES + (".pickle.gz",), key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or name
+    return path.stem
+
+
+def _format(path: Path) -> str:
+    name = path.name.lower()
+    for fmt, endings in (("json", (".json", ".json.gz")), ("npz", (".npz",)),
+                         ("graphml", (".graphml", ".graphml.gz", ".xml")),
+                         ("pickle", (".pkl", ".pickle", ".pkl.gz", ".pickle.gz"))):
+        if name.endswith(endings):
+            return fmt
+    return "unknown"
+
+
+def _key(value: Any) -> Any:
+    """Labels as dictionary keys (lists become tuples)."""
+    return tuple(_key(v) for v in value) if isinstance(value, list) else value
+
+
+def _sorted(values: set) -> list:
+    try:
+        return sorted(values)
+    except TypeError:  # mixed types: order by type name, then text
+        return sorted(values, key=lambda v: (type(v).__name__, repr(v)))
+
+
+# ---------------------------------------------------------------------------------------------- GDSS sets
+@dataclass(frozen=True)
+class GdssSet:
+    """A GDSS benchmark set: the JSON copy graphdiff reads and the canonical pickle it came from."""
+
+    json_name: str
+    json_sha256: str
+    pickle_name: str
+    description: str
+
+
+GDSS_SETS: dict[str, GdssSet] = {
+    "community_small": GdssSet(
+        "community_small.json.gz",
+        "615bebe8d062a5307c59110980d0b362d3ef7795d2d9a19c1bdd4a389d12cbe1",
+        "community_small.pkl",
+        "GDSS community-small: 100 graphs of two communities, 12-20 nodes",
+    ),
+    "ego_small": GdssSet(
+        "ego_small.json.gz",
+        "27f3cb5bf27ab0be0d37ed4e9cd8bd2b758aac3fbf08ade625c9f2778d425a38",
+        "ego_small.pkl",
+        "GDSS ego-small: 200 one-hop ego graphs of Citeseer, 4-17 nodes",
+    ),
+    "grid": GdssSet(
+        "grid.json.gz",
+        "575643e21cc6e7d3cb426f645ac20895304a8d01f011cc50e9d1983ff245ee77",
+        "grid.pkl",
+        "GDSS grid: 100 2-D grid graphs, 110-361 nodes",
+    ),
+    "enzymes": GdssSet(
+        "enzymes.json.gz",
+        "c410143a78d132fbecdc0b2dc59d0dc46c8bf1d4bdac4121fcb2ffef3bc82f91",
+        "ENZYMES.pkl",
+        "GDSS ENZYMES: 587 protein graphs (TU data set), 10-125 nodes",
+    ),
+}
+
+
+def gdss_split(num_graphs: int, val_fraction: float = 0.0) -> dict[str, Tensor]:
+    """GDSS's split: ``test`` = the first ``int(0.2 * G)`` graphs, ``train`` = the rest (file order).
+
+    GDSS has no validation set. With ``val_fraction == 0`` ``val`` holds the ``test`` indices (GDSS
+    evaluates on test); otherwise ``val`` is the last ``round(val_fraction * len(train))`` graphs of
+    ``train``, removed from it.
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction!r}: expected a number in [0, 1)")
+    test_size = int(0.2 * num_graphs)
+    test = torch.arange(test_size)
+    train = torch.arange(test_size, num_graphs)
+    if val_fraction == 0:
+        return {"train": train, "val": test.clone(), "test": test}
+    n_val = int(round(val_fraction * train.numel()))
+    if not 0 < n_val < train.numel():
+        raise ConfigError(f"val_fraction={val_fraction} of {train.numel()} training graphs gives {n_val} graphs")
+    return {"train": train[:-n_val], "val": train[-n_val:], "test": test}
+
+
+def _gdss_file(name: str, root: Path) -> tuple[Path, dict[str, Any]]:
+    """The JSON copy if there is one, else the canonical GDSS pickle (downloaded if needed)."""
+    spec = GDSS_SETS[name]
+    try:
+        path = resolve(name, RawFile(spec.json_name, None, spec.json_sha256, "graphs"), root, download=False)
+        return path, {"origin": GDSS_DATA_URL + spec.pickle_name}
+    except DataError:
+        pass
+    url = GDSS_DATA_URL + spec.pickle_name
+    try:
+        return resolve(name, RawFile(spec.pickle_name, url, None, "graphs"), root), {"origin": url}
+    except DataError as exc:
+        raise DataError(
+            f"{name}: neither {spec.json_name} nor {spec.pickle_name} is available "
+            f"(place either in {root / name / 'raw'}); {exc}"
+        ) from None
+
+
+def _gdss_builder(name: str):
+    def build(ctx: BuildContext) -> BuiltDataset:
+        spec = GDSS_SETS[name]
+        path, extra = _gdss_file(name, ctx.root)
+        digest = file_sha256(path)
+        if path.name == spec.json_name and digest != spec.json_sha256:
+            warnings.warn(
+                f"{path}: SHA-256 {digest[:12]}… differs from the reference copy ({spec.json_sha256[:12]}…)",
+                stacklevel=2,
+            )
+        parsed = read_graph_file(path)
+        graphs = GraphList.from_graphs(parsed.triples)
+        return BuiltDataset(
+            graphs=graphs,
+            splits=gdss_split(len(graphs), ctx.options["val_fraction"]),
+            kind="graph",
+            node_types=list(UNLABELLED_NODES),
+            edge_types=list(UNLABELLED_EDGES),
+            source={"file": str(path), "sha256": digest, "format": _format(path), **extra},
+        )
+
+    build.__name__ = f"build_{name}"
+    build.__doc__ = f"Builder of the GDSS ``{name}`` dataset (see the module docstring)."
+    return build
+
+
+for _name, _spec in GDSS_SETS.items():
+    register(_name, "graph", _spec.description, val_fraction=0.0)(_gdss_builder(_name))

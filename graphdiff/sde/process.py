@@ -1,0 +1,308 @@
+"""The GDSS score-SDE process on graphs: (X, A) encoding, joint loss, prior, sampling and quantisation.
+
+GDSS (Jo et al., 2022) diffuses a graph as a pair of continuous tensors
+
+* ``x [B, n, F]``: node features, ``0`` on padded nodes;
+* ``adj [B, n, n]``: a weighted, symmetric adjacency with an empty diagonal, ``0`` on padding;
+* ``flags [B, n]``: the node mask (fixed during sampling: the number of nodes is drawn beforehand).
+
+:class:`GraphEncoding` maps graphdiff's one-hot :class:`~graphdiff.types.DenseGraph` to that triple and back
+(quantisation), and :class:`ScoreSDEProcess` bundles the two SDEs with the graph-shaped noise
+(:func:`~graphdiff.sde.sdes.node_noise`, :func:`~graphdiff.sde.sdes.symmetric_noise`), the loss and the samplers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from graphdiff.errors import ConfigError
+from graphdiff.sde.losses import GraphNetwork, GraphScoreMatchingLoss, output_to_score
+from graphdiff.sde.samplers import JointScoreFn, NoiseFn, SamplerSettings, sample_system
+from graphdiff.sde.sdes import SDE, mask_adj, mask_nodes, node_noise, symmetric_noise
+from graphdiff.types import DenseGraph, symmetrize_upper
+
+__all__ = [
+    "BOND_ORDERS",
+    "GraphEncoding",
+    "ScoreSDEProcess",
+    "default_edge_values",
+    "mask_adj",
+    "mask_nodes",
+    "node_noise",
+    "symmetric_noise",
+]
+
+#: Bond order of each RDKit-style bond name; GDSS diffuses kekulized molecules with ``A_ij`` in {0, 1, 2, 3}.
+BOND_ORDERS: dict[str, float] = {"single": 1.0, "double": 2.0, "triple": 3.0, "aromatic": 1.5}
+
+NODE_FEATURES = ("types", "degree", "ones")
+
+Correction = Callable[[DenseGraph], DenseGraph]
+
+
+def default_edge_values(edge_types: Sequence[str]) -> tuple[float, ...]:
+    """Adjacency value of each edge class ``1..de-1`` from the dataset's edge-type names.
+
+    Two classes (``["none", <edge>]``) give ``(1.0,)``: a binary adjacency. Otherwise every name must be a bond
+    (:data:`BOND_ORDERS`, case-insensitive), e.g. ``["none", "single", "double", "triple"] -> (1.0, 2.0, 3.0)``.
+    """
+    if len(edge_types) < 2:
+        raise ConfigError(f"need at least two edge types (no edge + one), got {list(edge_types)}")
+    if len(edge_types) == 2:
+        return (1.0,)
+    values = []
+    for name in edge_types[1:]:
+        key = str(name).lower()
+        if key not in BOND_ORDERS:
+            raise ConfigError(f"edge type {name!r} has no bond order; pass edge_values explicitly")
+        values.append(BOND_ORDERS[key])
+    return tuple(values)
+
+
+@dataclass
+class GraphEncoding:
+    """How a one-hot :class:`DenseGraph` becomes GDSS's continuous ``(x, adj, flags)``, and back.
+
+    Attributes:
+        node_features: what ``x`` holds.
+
+            * ``"types"``: the node-type one-hots ``X`` (GDSS's ``init: atom`` for molecules); decoded by argmax.
+            * ``"degree"``: a one-hot of each node's degree with ``max_feat_num`` slots (GDSS's ``init: deg``
+              for community_small, ego_small, grid, enzymes); only for unlabelled graphs (one node type), the
+              sampled ``x`` is discarded.
+            * ``"ones"``: a constant ``max_feat_num``-vector (GDSS's ``init: ones``); unlabelled graphs only.
+        max_feat_num: width ``F`` of ``x`` for ``"degree"``/``"ones"`` (GDSS's ``data.max_feat_num``).
+        edge_values: adjacency value of edge classes ``1..de-1`` (class 0 is 0). ``(1.0,)`` for plain graphs;
+            ``(1.0, 2.0, 3.0)`` for kekulized molecules, as GDSS (bond order, not divided by 3). Decoding
+            maps each entry to the class of the nearest value, i.e. GDSS's thresholds 0.5 / 1.5 / 2.5.
+    """
+
+    node_features: str = "types"
+    max_feat_num: int | None = None
+    edge_values: tuple[float, ...] = field(default=(1.0,))
+
+    def __post_init__(self) -> None:
+        if self.node_features not in NODE_FEATURES:
+            raise ConfigError(f"node_features must be one of {NODE_FEATURES}, got {self.node_features!r}")
+        if self.node_features != "types" and (self.max_feat_num is None or self.max_feat_num < 1):
+            raise ConfigError(f"node_features={self.node_features!r} needs max_feat_num >= 1")
+        self.edge_values = tuple(float(v) for v in self.edge_values)
+        if not self.edge_values or any(v == 0 for v in self.edge_values):
+            raise ConfigError(f"edge_values must be non-empty and non-zero (0 means no edge), got {self.edge_values}")
+        if len(set(self.edge_values)) != len(self.edge_values):
+            raise ConfigError(f"edge_values must be distinct, got {self.edge_values}")
+
+    @classmethod
+    def for_dataset(cls, kind: str, node_types: Sequence[str], edge_types: Sequence[str],
+                    max_feat_num: int | None = None, node_features: str | None = None) -> GraphEncoding:
+        """GDSS's choice for a dataset: atom types for molecules or labelled graphs, degree one-hots otherwise.
+
+        Args:
+            kind: ``"molecule"`` or ``"graph"`` (``DatasetInfo.kind``).
+            node_types: ``DatasetInfo.node_types``.
+            edge_types: ``DatasetInfo.edge_types``.
+            max_feat_num: width of degree features (GDSS config ``data.max_feat_num``); required for unlabelled
+                graphs unless ``node_features="types"``.
+            node_features: override the choice.
+        """
+        if node_features is None:
+            node_features = "types" if kind == "molecule" or len(node_types) > 1 else "degree"
+        return cls(node_features, max_feat_num, default_edge_values(edge_types))
+
+    def num_features(self, num_node_types: int) -> int:
+        """Width ``F`` of ``x``."""
+        return num_node_types if self.node_features == "types" else int(self.max_feat_num)
+
+    # ---- DenseGraph -> (x, adj, flags) ----------------------------------------------------------------
+    def encode(self, graph: DenseGraph) -> tuple[Tensor, Tensor, Tensor]:
+        """Continuous tensors of a one-hot graph batch.
+
+        Args:
+            graph: ``X [B, n, dx]``, ``E [B, n, n, de]`` with ``de == len(edge_values) + 1``.
+
+        Returns:
+            ``x [B, n, F]``, ``adj [B, n, n]`` (symmetric, zero diagonal), ``flags [B, n]`` float 0/1.
+        """
+        de = graph.E.shape[-1]
+        if de != len(self.edge_values) + 1:
+            raise ConfigError(f"graph has {de} edge classes but edge_values gives {len(self.edge_values) + 1}")
+        graph = graph.mask()
+        flags = graph.node_mask.to(graph.E.dtype)
+        values = torch.tensor((0.0, *self.edge_values), dtype=graph.E.dtype, device=graph.E.device)
+        adj = mask_adj((graph.E * values).sum(-1), flags)
+        if self.node_features == "types":
+            x = graph.X.to(adj.dtype)
+        elif self.node_features == "degree":
+            degree = (graph.E[..., 1:].sum(-1) > 0).sum(-1)
+            if int(degree.max()) >= self.max_feat_num:
+                raise ConfigError(
+                    f"max_feat_num={self.max_feat_num} is too small for node degree {int(degree.max())}; "
+                    f"use max_feat_num >= {int(degree.max()) + 1}"
+                )
+            x = torch.nn.functional.one_hot(degree, self.max_feat_num).to(adj.dtype)
+        else:
+            x = torch.ones(*flags.shape, self.max_feat_num, dtype=adj.dtype, device=adj.device)
+        return mask_nodes(x, flags), adj, flags
+
+    # ---- (x, adj, flags) -> DenseGraph -----------------------------------------------------------------
+    def quantize_adj(self, adj: Tensor, flags: Tensor) -> Tensor:
+        """``[B, n, n]`` long edge classes: the class of the nearest edge value (0 on padding and diagonal).
+
+        For binary graphs this is GDSS's ``quantize`` (threshold 0.5); for bond orders, ``quantize_mol``.
+        """
+        values = torch.tensor((0.0, *self.edge_values), dtype=adj.dtype, device=adj.device)
+        classes = (adj.unsqueeze(-1) - values).abs().argmin(-1)
+        classes = symmetrize_upper(classes)  # one decision per unordered pair
+        pair = flags.bool().unsqueeze(-1) & flags.bool().unsqueeze(-2)
+        return classes * pair
+
+    def decode(self, x: Tensor, adj: Tensor, flags: Tensor, num_node_types: int,
+               drop_isolated: bool = False) -> DenseGraph:
+        """Quantise continuous samples into a one-hot :class:`DenseGraph`.
+
+        Args:
+            x: ``[B, n, F]`` sampled node features.
+            adj: ``[B, n, n]`` sampled adjacency.
+            flags: ``[B, n]`` node mask.
+            num_node_types: ``dx`` of the output.
+            drop_isolated: remove nodes without edges, as GDSS's ``adjs_to_graphs`` does for generic graphs
+                (a graph keeps at least one node); real nodes are moved to the front.
+
+        Returns:
+            One-hot graph with ``E`` of ``len(edge_values) + 1`` classes and an empty ``y``.
+        """
+        node_mask = flags.bool()
+        edges = self.quantize_adj(adj, flags)
+        if self.node_features == "types":
+            if x.shape[-1] != num_node_types:
+                raise ConfigError(f"x has {x.shape[-1]} features but the dataset has {num_node_types} node types")
+            nodes = x.argmax(-1)
+        else:
+            if num_node_types != 1:
+                raise ConfigError(
+                    f"node_features={self.node_features!r} cannot generate {num_node_types} node types; "
+                    "use node_features='types'"
+                )
+            nodes = torch.zeros(node_mask.shape, dtype=torch.long, device=x.device)
+        if drop_isolated:
+            nodes, edges, node_mask = _drop_isolated(nodes, edges, node_mask)
+        E = torch.nn.functional.one_hot(edges, len(self.edge_values) + 1).to(adj.dtype)
+        X = torch.nn.functional.one_hot(nodes, num_node_types).to(adj.dtype)
+        y = torch.zeros(x.shape[0], 0, dtype=adj.dtype, device=adj.device)
+        return DenseGraph(X, E, y, node_mask).mask()
+
+
+def _drop_isolated(nodes: Tensor, edges: Tensor, node_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    keep = node_mask & (edges > 0).any(-1)
+    # GDSS turns an empty graph into a single node.
+    first = node_mask.long().argmax(-1)
+    empty = ~keep.any(-1) & node_mask.any(-1)
+    keep[empty, first[empty]] = True
+    order = torch.argsort((~keep).to(torch.int8), dim=-1, stable=True)
+    nodes = nodes.gather(1, order)
+    edges = edges.gather(1, order.unsqueeze(-1).expand_as(edges)).gather(2, order.unsqueeze(1).expand_as(edges))
+    keep = keep.gather(1, order)
+    return nodes, edges, keep
+
+
+class ScoreSDEProcess:
+    """Two forward SDEs (node features, adjacency) and everything graph-shaped around them (GDSS).
+
+    Args:
+        sde_x: SDE of the node features ``x``.
+        sde_adj: SDE of the adjacency ``adj``.
+        encoding: :class:`GraphEncoding` between :class:`DenseGraph` and ``(x, adj, flags)``.
+        reduce_mean: loss reduction (GDSS ``train.reduce_mean``; ``False`` = ``0.5 * sum``).
+        eps: smallest training time (GDSS ``train.eps``).
+        likelihood_weighting: ``g(t)^2`` loss weighting instead of GDSS's ``std(t)^2``.
+    """
+
+    def __init__(self, sde_x: SDE, sde_adj: SDE, encoding: GraphEncoding | None = None, reduce_mean: bool = False,
+                 eps: float = 1e-5, likelihood_weighting: bool = False) -> None:
+        self.sde_x = sde_x
+        self.sde_adj = sde_adj
+        self.encoding = encoding if encoding is not None else GraphEncoding()
+        self.loss_fn = GraphScoreMatchingLoss(sde_x, sde_adj, reduce_mean, eps, likelihood_weighting)
+
+    @property
+    def sdes(self) -> tuple[SDE, SDE]:
+        return self.sde_x, self.sde_adj
+
+    def loss(self, network: GraphNetwork, graph: DenseGraph,
+             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``(loss_x, loss_adj)`` of a batch; ``network(x, adj, flags) -> (out_x, out_adj)``."""
+        return self.loss_fn(network, *self.encoding.encode(graph), generator=generator)
+
+    def score_fn(self, network: GraphNetwork, flags: Tensor) -> JointScoreFn:
+        """Joint score ``((x, adj), t) -> (score_x, score_adj)`` of a network for fixed node flags."""
+
+        def score(states: Sequence[Tensor], t: Tensor) -> list[Tensor]:
+            x, adj = states
+            out_x, out_adj = network(x, adj, flags)
+            return [
+                mask_nodes(output_to_score(self.sde_x, out_x, t), flags),
+                mask_adj(output_to_score(self.sde_adj, out_adj, t), flags),
+            ]
+
+        return score
+
+    @staticmethod
+    def noise_fn(flags: Tensor, generator: torch.Generator | None = None) -> NoiseFn:
+        """Structured noise: masked i.i.d. for ``x`` (state 0), masked symmetric for ``adj`` (state 1)."""
+
+        def noise(i: int, like: Tensor) -> Tensor:
+            return node_noise(like, flags, generator) if i == 0 else symmetric_noise(like, flags, generator)
+
+        return noise
+
+    def prior_sampling(self, flags: Tensor, num_features: int,
+                       generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``x [B, n, F]`` and symmetric ``adj [B, n, n]`` from the priors, zero on padding and diagonal."""
+        B, n = flags.shape
+        shape_x = (B, n, num_features)
+        x = node_noise(torch.empty(shape_x, device=flags.device), flags, generator) * self.sde_x.prior_std
+        adj = symmetric_noise(torch.empty(B, n, n, device=flags.device), flags, generator) * self.sde_adj.prior_std
+        return x, adj
+
+    def sample_continuous(self, network: GraphNetwork, node_mask: Tensor, num_features: int,
+                          settings: SamplerSettings | None = None,
+                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Continuous ``(x, adj)`` samples before quantisation.
+
+        Args:
+            network: ``(x, adj, flags) -> (out_x, out_adj)``; called under ``torch.no_grad``.
+            node_mask: ``[B, n]`` bool, the node count of each sample (drawn by the caller).
+            num_features: width ``F`` of ``x`` (:meth:`GraphEncoding.num_features`).
+            settings: sampler (default: GDSS's QM9 sampler, reverse diffusion + Langevin, snr 0.2, scale 0.7).
+            generator: RNG for the prior and every noise draw (put it on ``node_mask.device``).
+        """
+        settings = settings if settings is not None else SamplerSettings()
+        flags = node_mask.float()
+        init = self.prior_sampling(flags, num_features, generator)
+        x, adj = sample_system(settings, self.sdes, self.score_fn(network, flags), self.noise_fn(flags, generator),
+                               init)
+        return mask_nodes(x, flags), mask_adj(adj, flags)
+
+    def sample(self, network: GraphNetwork, node_mask: Tensor, num_node_types: int,
+               settings: SamplerSettings | None = None, generator: torch.Generator | None = None,
+               drop_isolated: bool = False, correction: Correction | None = None) -> DenseGraph:
+        """Sample graphs and quantise them (adjacency to the nearest edge value, ``x`` by argmax).
+
+        Args:
+            network, node_mask, settings, generator: as :meth:`sample_continuous`.
+            num_node_types: ``dx`` of the output graphs.
+            drop_isolated: see :meth:`GraphEncoding.decode`.
+            correction: optional post-quantisation step, e.g. a valency correction for molecules; results with
+                and without it are to be reported separately (GDSS reports validity without correction).
+
+        Returns:
+            One-hot :class:`DenseGraph` batch.
+        """
+        x, adj = self.sample_continuous(network, node_mask, self.encoding.num_features(num_node_types), settings,
+                                        generator)
+        graph = self.encoding.decode(x, adj, node_mask.float(), num_node_types, drop_isolated=drop_isolated)
+        return correction(graph) if correction is not None else graph

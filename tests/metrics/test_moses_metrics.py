@@ -1,0 +1,92 @@
+"""MOSES-style metrics on crafted molecules and hand-computed Tanimoto similarities."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rdkit import Chem
+
+from graphdiff.errors import DataError
+from graphdiff.metrics.moses_metrics import (
+    ReferenceStatistics,
+    cosine_similarity_counts,
+    internal_diversity,
+    load_filters,
+    moses_metrics,
+    scaffold_counts,
+    similarity_to_nearest_neighbour,
+    tanimoto_matrix,
+)
+
+SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "c1ccc2ccccc2c1", "CCN(CC)CC"]
+
+
+def _mols(smiles: list[str]) -> list[Chem.Mol]:
+    return [Chem.MolFromSmiles(s) for s in smiles]
+
+
+def test_tanimoto_by_hand() -> None:
+    x = np.array([[1, 1, 0, 0], [0, 0, 0, 0]], dtype=np.uint8)
+    y = np.array([[1, 0, 1, 0], [0, 0, 0, 0]], dtype=np.uint8)
+    sim = tanimoto_matrix(x, y)
+    assert sim[0, 0] == pytest.approx(1 / 3)  # 1 common bit, 3 in the union
+    assert sim[0, 1] == 0.0 and sim[1, 1] == 1.0  # two empty fingerprints count as identical
+    # IntDiv_1 of {x0, y0}: 1 - mean([[1, 1/3], [1/3, 1]]) = 1/3; IntDiv_2: 1 - mean(sqrt((1 + 1/9) / 2)).
+    fps = np.stack([x[0], y[0]])
+    assert internal_diversity(fps, 1) == pytest.approx(1 / 3)
+    assert internal_diversity(fps, 2) == pytest.approx(1 - np.sqrt((1 + 1 / 9) / 2))
+    # SNN of x0 against {y0, empty}: 1/3.
+    assert similarity_to_nearest_neighbour(x[:1], y) == pytest.approx(1 / 3)
+
+
+def test_same_set_scores() -> None:
+    mols = _mols(SMILES)
+    out = moses_metrics(mols, ReferenceStatistics(mols), n_jobs=1)
+    assert out["snn"] == pytest.approx(1.0)
+    assert out["frag"] == pytest.approx(1.0)
+    assert out["scaf"] == pytest.approx(1.0)  # naphthalene is the only scaffold with two rings
+    for name in ("logp", "sa", "qed", "weight"):
+        assert out[name] == pytest.approx(0.0, abs=1e-12)
+    assert 0.0 < out["intdiv1"] < 1.0 and out["intdiv2"] <= out["intdiv1"] + 1e-12
+    identical = moses_metrics(_mols(["CCO"] * 4), None, ["intdiv1"])
+    assert identical["intdiv1"] == pytest.approx(0.0)
+
+
+def test_weight_distance_by_hand() -> None:
+    ref = ReferenceStatistics(_mols(["C", "CC"]))
+    out = moses_metrics(_mols(["CC", "CCC"]), ref, ["weight"])
+    # W1 between {16.043, 30.07} and {30.07, 44.097}: sorted pairs differ by 14.027 each.
+    assert out["weight"] == pytest.approx(14.027, abs=1e-3)
+
+
+def test_scaffolds_need_two_rings_and_cosine_by_hand() -> None:
+    counts = scaffold_counts(_mols(["c1ccccc1CC", "c1ccc2ccccc2c1", "c1ccc2ccccc2c1C"]))
+    assert counts == Counter({"c1ccc2ccccc2c1": 2})
+    assert cosine_similarity_counts(Counter({"a": 1, "b": 1}), Counter({"a": 2})) == pytest.approx(1 / np.sqrt(2))
+    assert np.isnan(cosine_similarity_counts(Counter(), Counter({"a": 1})))
+
+
+def test_filters_basic_rules() -> None:
+    flt = load_filters()
+    assert flt.passes(Chem.MolFromSmiles("CCO"))
+    assert not flt.passes(Chem.MolFromSmiles("C[N+](C)(C)C"))  # charged
+    assert not flt.passes(Chem.MolFromSmiles("C1CCCCCCC1"))  # 8-membered ring
+    assert not flt.passes(Chem.MolFromSmiles("CCP"))  # phosphorus not allowed
+
+
+def test_filters_from_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "mcf.csv").write_text("names,smarts\nnitrile,[#6]#[#7]\n")
+    (tmp_path / "wehi_pains.csv").write_text('"[#8]-[#8]"   ,"<regId=peroxide>"\n')
+    flt = load_filters(str(tmp_path))
+    assert flt.source == f"moses:{tmp_path}"
+    assert not flt.passes(Chem.MolFromSmiles("CC#N")) and not flt.passes(Chem.MolFromSmiles("COOC"))
+    assert flt.passes(Chem.MolFromSmiles("CCO"))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "mcf.csv").write_text("names,smarts\nbroken,[#6\n")
+    (bad / "wehi_pains.csv").write_text("")
+    with pytest.raises(DataError, match="mcf.csv:2"):
+        load_filters(str(bad))

@@ -21,6 +21,32 @@ class GraphDiffCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.dataset_info", "model.init_args.dataset_info", apply_on="instantiate")
 
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            parser.add_argument("--output", type=str | None, default=None,
+                                help="file for the generated graphs (.smi/.sdf/.npz/.json/.graphml); default: "
+                                     "predictions.smi (molecules) or predictions.json in the trainer's log dir")
+            self._subcommand_method_arguments[subcommand].append("output")
+        return parser
+
+    def predict(self, model: GenerativeModel, datamodule: GraphDataModule, output: str | None = None,
+                **kwargs: Any) -> None:
+        """Generate one graph per test graph (same node count) and write them to ``output``."""
+        from graphdiff.datasets.storage import GraphList
+        from graphdiff.sample_files import write_samples
+
+        batches = self.trainer.predict(model, datamodule=datamodule, **kwargs)
+        graphs = GraphList.concat(batches or [])
+        if output is None:
+            suffix = ".smi" if model.info.kind == "molecule" else ".json"
+            output = str(Path(self.trainer.log_dir or ".") / f"predictions{suffix}")
+        if self.trainer.world_size > 1:  # each rank writes its share
+            path = Path(output)
+            output = str(path.with_name(f"{path.stem}.rank{self.trainer.global_rank}{path.suffix}"))
+        counts = write_samples(output, graphs, model.info)
+        print(f"wrote {len(graphs)} generated graphs to {output} ({counts})")
+
     def after_instantiate_classes(self) -> None:
         if self.subcommand is None:
             return
@@ -29,6 +55,7 @@ class GraphDiffCLI(LightningCLI):
         blob = blob.get(self.subcommand, blob)
         blob.pop("ckpt_path", None)
         blob.pop("config", None)
+        blob.pop("output", None)
         if isinstance(blob.get("data"), dict):
             # so `graphdiff test --ckpt_path` finds the processed data from any directory
             blob["data"]["root"] = str(self.datamodule.root_path)

@@ -13,7 +13,7 @@ from graphdiff.datasets.info import DatasetInfo
 from graphdiff.datasets.storage import GraphList
 from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss, make_schedule, make_transition
 from graphdiff.errors import ConfigError
-from graphdiff.models import GraphTransformerDenoiser
+from graphdiff.models.base import denoiser_for_dataset
 from graphdiff.sampling import sample_many, sample_num_nodes
 from graphdiff.types import DenseGraph, one_hot_graph
 
@@ -67,6 +67,15 @@ class GenerativeModel(pl.LightningModule):
                           rank_zero_only=True, batch_size=1)
         return metrics
 
+    def predict_step(self, batch: DenseGraph, batch_idx: int) -> GraphList:
+        """One generated graph per graph of ``batch``, with the same node count (``graphdiff predict``).
+
+        Seeded by the batch index and rank, so a prediction run is reproducible.
+        """
+        counts = batch.node_mask.sum(dim=1).cpu()
+        seed = 1_000_003 * self.global_rank + batch_idx
+        return self.generate(len(counts), seed=seed, num_nodes=counts)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         meta = checkpoint.setdefault("graphdiff", {})
         meta["version"] = graphdiff.__version__
@@ -86,8 +95,10 @@ class DiscreteDiffusionModel(GenerativeModel):
         schedule_options: extra arguments of the schedule (e.g. ``{"betas": [...]}`` for ``custom``).
         transition: ``marginal`` (DiGress default), ``uniform`` or ``absorbing``.
         lambda_edge: weight of the edge cross-entropy (DiGress: 5).
-        model: denoiser settings passed to :class:`GraphTransformerDenoiser` (``preset``, ``n_layers``,
-            ``hidden_mlp_dims``, ``hidden_dims``, ``extra_features``, ``dropout``).
+        model: denoiser settings: ``denoiser`` (default ``"graph_transformer"``; a registered name or an
+            importable ``"package.module.Class"``, see :func:`~graphdiff.models.base.denoiser_for_dataset`) and
+            its arguments, for the transformer ``preset``, ``n_layers``, ``hidden_mlp_dims``, ``hidden_dims``,
+            ``extra_features``, ``dropout``.
         lr, weight_decay, amsgrad: AdamW settings (DiGress: 2e-4, 1e-12, amsgrad).
         warmup_steps: linear learning-rate warm-up.
         lr_schedule: ``constant`` or ``cosine`` decay to 0 over the trainer's total steps after warm-up.
@@ -129,7 +140,7 @@ class DiscreteDiffusionModel(GenerativeModel):
             make_transition(transition, self.info.num_node_types, self.info.num_edge_types,
                             self.info.node_marginals, self.info.edge_marginals),
         )
-        self.denoiser = GraphTransformerDenoiser.from_dataset_info(self.info, **(model or {}))
+        self.denoiser = denoiser_for_dataset(self.info, **(model or {}))
         self.register_buffer("node_count_dist", self.info.node_count_distribution(), persistent=False)
 
     # ------------------------------------------------------------------ training

@@ -96,6 +96,44 @@ def test_sample_to_graph_formats_and_read_back(trained, tmp_path, suffix):
     assert all(x.numel() == 12 for x, _, _ in parsed.triples)
 
 
+def _test_split(last: Path):
+    from graphdiff.datasets.datamodule import open_dataset
+
+    root = torch.load(last, weights_only=True)["graphdiff"]["config"]["data"]["root"]
+    dataset = open_dataset("comm20", root=root)
+    return root, dataset.split("test"), dataset.info
+
+
+def test_predict_generates_one_graph_per_test_graph_with_its_size(trained, tmp_path, monkeypatch):
+    _, last = trained
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "pred.json"
+    assert run("predict", "--ckpt_path", str(last), "--trainer.logger", "false", "--output", str(out)) == 0
+    _, test, _ = _test_split(last)
+    sizes = sorted(x.numel() for x, _, _ in read_graph_file(out).triples)
+    assert sizes == sorted(test.num_nodes.tolist())
+
+
+def test_evaluate_command(trained, tmp_path, capsys):
+    _, last = trained
+    root, test, info = _test_split(last)
+    samples, metrics = tmp_path / "s.json", tmp_path / "m.json"
+    assert run("sample", "--ckpt_path", str(last), "--num_samples", "8", "--steps", "5", "--output", str(samples)) == 0
+    assert run("evaluate", "--samples", str(samples), "--reference", "comm20:test", "--root", root,
+               "--output", str(metrics)) == 0
+    result = json.loads(metrics.read_text())
+    assert {"degree", "clustering", "orbit", "spectral", "unique", "novel"} <= set(result)
+    assert "degree" in capsys.readouterr().out
+    # the test split scored against itself: every MMD is zero, and every graph is in the reference
+    from graphdiff.sample_files import write_samples
+
+    write_samples(samples, test, info)
+    assert run("evaluate", "--samples", str(samples), "--reference", "comm20:test", "--root", root,
+               "--metrics", "degree,clustering,spectral", "--output", str(metrics)) == 0
+    result = json.loads(metrics.read_text())
+    assert all(abs(result[k]) < 1e-9 for k in ("degree", "clustering", "spectral")), result
+
+
 def test_sampling_is_seeded(trained, tmp_path):
     _, last = trained
     a, b, c = (tmp_path / f"{k}.json" for k in "abc")

@@ -141,3 +141,7 @@ class GraphDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", False, self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        # `graphdiff predict` generates one graph per test graph, with that graph's node count.
+        return self._loader("test", False, self.eval_batch_size)

@@ -5,6 +5,7 @@ from graphdiff.models.base import (
     GraphDims,
     available_denoisers,
     build_denoiser,
+    denoiser_for_dataset,
     register_denoiser,
 )
 from graphdiff.models.features import (
@@ -38,6 +39,7 @@ __all__ = [
     "available_denoisers",
     "build_denoiser",
     "connected_components",
+    "denoiser_for_dataset",
     "cycle_counts",
     "formal_charge",
     "register_denoiser",

@@ -17,15 +17,19 @@ Other networks plug in by subclassing :class:`Denoiser` and registering a builde
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from graphdiff.errors import ConfigError
 from graphdiff.types import DenseGraph
+
+if TYPE_CHECKING:
+    from graphdiff.datasets.info import DatasetInfo
 
 
 @dataclass(frozen=True)
@@ -176,3 +180,30 @@ def build_denoiser(
     if name not in _DENOISERS:
         raise ConfigError(f"unknown denoiser {name!r}; available: {', '.join(available_denoisers())}")
     return _DENOISERS[name](input_dims, output_dims, **config)
+
+
+def denoiser_for_dataset(info: DatasetInfo, denoiser: str = "graph_transformer", **config: Any) -> Denoiser:
+    """The denoiser a training run uses: a registered name or an importable ``"package.module.Class"``.
+
+    A class with a ``from_dataset_info(info, **config)`` constructor derives its widths itself (the graph
+    transformer adds extra and molecular features); any other is built as ``cls(dims, dims, **config)`` with
+    ``dims = (num_node_types, num_edge_types, 0)``.
+
+    Raises:
+        ConfigError: the name is neither registered nor importable.
+    """
+    if denoiser in _DENOISERS:
+        cls = _DENOISERS[denoiser]
+    elif "." in denoiser:
+        module_name, _, cls_name = denoiser.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), cls_name)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"denoiser {denoiser!r} cannot be imported: {err}") from None
+    else:
+        raise ConfigError(f"unknown denoiser {denoiser!r}; available: {', '.join(available_denoisers())} "
+                          "or an importable 'package.module.Class'")
+    if hasattr(cls, "from_dataset_info"):
+        return cls.from_dataset_info(info, **config)
+    dims = GraphDims(info.num_node_types, info.num_edge_types, 0)
+    return cls(dims, dims, **config)

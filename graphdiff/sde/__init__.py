@@ -5,11 +5,15 @@
 * :mod:`graphdiff.sde.losses`: denoising score matching with GDSS's output convention and reduction.
 * :mod:`graphdiff.sde.samplers`: Euler–Maruyama / reverse-diffusion predictors, Langevin corrector, S4 solver.
 * :mod:`graphdiff.sde.process`: :class:`ScoreSDEProcess` and :class:`GraphEncoding` (DenseGraph <-> (x, adj)).
+* :mod:`graphdiff.sde.correction`: GDSS's optional valency correction of generated molecules.
+
+The LightningModule is :class:`graphdiff.lit_sde.ScoreSDEModel`.
 
 See ``docs/sde.md`` for the equations.
 """
 
-from graphdiff.sde.losses import GraphScoreMatchingLoss, output_to_score, score_matching_loss
+from graphdiff.sde.correction import correct_valency
+from graphdiff.sde.losses import GraphScoreMatchingLoss, call_network, output_to_score, score_matching_loss
 from graphdiff.sde.process import BOND_ORDERS, GraphEncoding, ScoreSDEProcess, default_edge_values
 from graphdiff.sde.samplers import (
     EulerMaruyamaPredictor,
@@ -47,6 +51,8 @@ __all__ = [
     "SamplerSettings",
     "ScoreSDEProcess",
     "build_sde",
+    "call_network",
+    "correct_valency",
     "default_edge_values",
     "mask_adj",
     "mask_nodes",

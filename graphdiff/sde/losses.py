@@ -22,7 +22,18 @@ from torch import Tensor
 
 from graphdiff.sde.sdes import SDE, VESDE, VPSDE, broadcast_time, mask_adj, mask_nodes, node_noise, symmetric_noise
 
-GraphNetwork = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+GraphNetwork = Callable[..., tuple[Tensor, Tensor]]
+
+
+def call_network(network: GraphNetwork, x: Tensor, adj: Tensor, flags: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """``network(x, adj, flags)``, or ``network(x, adj, flags, t)`` for a network with ``time_conditioned = True``.
+
+    GDSS's networks take no time; a time-conditioned network (e.g. the graph transformer) gets ``t [B]`` in
+    ``[0, 1]`` as a fourth argument.
+    """
+    if getattr(network, "time_conditioned", False):
+        return network(x, adj, flags, t)
+    return network(x, adj, flags)
 
 
 def output_to_score(sde: SDE, output: Tensor, t: Tensor) -> Tensor:
@@ -108,7 +119,8 @@ class GraphScoreMatchingLoss:
         """Losses of one batch.
 
         Args:
-            network: ``(x [B, n, F], adj [B, n, n], flags [B, n]) -> (out_x, out_adj)`` (same shapes).
+            network: ``(x [B, n, F], adj [B, n, n], flags [B, n]) -> (out_x, out_adj)`` (same shapes); see
+                :func:`call_network` for time-conditioned networks.
             x: ``[B, n, F]`` clean node features, zero on padding.
             adj: ``[B, n, n]`` clean symmetric adjacency, zero on padding and diagonal.
             flags: ``[B, n]`` node mask (bool or 0/1 float).
@@ -126,7 +138,7 @@ class GraphScoreMatchingLoss:
         mean_adj, std_adj = self.sde_adj.marginal_prob(adj, t)
         adj_t = mask_adj(mean_adj + broadcast_time(std_adj, adj) * z_adj, flags)
 
-        out_x, out_adj = network(x_t, adj_t, flags)
+        out_x, out_adj = call_network(network, x_t, adj_t, flags, t)
         score_x = output_to_score(self.sde_x, out_x, t)
         score_adj = output_to_score(self.sde_adj, out_adj, t)
         loss_x = score_matching_loss(self.sde_x, score_x, z_x, t, self.reduce_mean, self.likelihood_weighting)

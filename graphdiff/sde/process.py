@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from graphdiff.errors import ConfigError
-from graphdiff.sde.losses import GraphNetwork, GraphScoreMatchingLoss, output_to_score
+from graphdiff.sde.losses import GraphNetwork, GraphScoreMatchingLoss, call_network, output_to_score
 from graphdiff.sde.samplers import JointScoreFn, NoiseFn, SamplerSettings, sample_system
 from graphdiff.sde.sdes import SDE, mask_adj, mask_nodes, node_noise, symmetric_noise
 from graphdiff.types import DenseGraph, symmetrize_upper
@@ -242,7 +242,7 @@ class ScoreSDEProcess:
 
         def score(states: Sequence[Tensor], t: Tensor) -> list[Tensor]:
             x, adj = states
-            out_x, out_adj = network(x, adj, flags)
+            out_x, out_adj = call_network(network, x, adj, flags, t)
             return [
                 mask_nodes(output_to_score(self.sde_x, out_x, t), flags),
                 mask_adj(output_to_score(self.sde_adj, out_adj, t), flags),

@@ -13,6 +13,8 @@ only needs the score ``grad_x log p_t(x)``. Time runs over ``[0, T]`` with ``T =
 its shape (``[B, d]`` toys, ``[B, n, F]`` node features, ``[B, n, n]`` adjacencies).
 
 The three SDEs match GDSS (Jo et al., 2022) and score_sde: :class:`VPSDE`, :class:`VESDE`, :class:`subVPSDE`.
+The graph-shaped noise GDSS diffuses with lives here too: :func:`node_noise` (masked i.i.d.) and
+:func:`symmetric_noise` (mirrored upper triangle, empty diagonal, masked).
 """
 
 from __future__ import annotations

@@ -396,22 +396,28 @@ def canonical_smiles(mol_or_smiles: Chem.Mol | str | None, isomeric: bool = Fals
     try:
         with quiet_rdkit():
             if mol.GetNumAtoms() != mol.GetNumHeavyAtoms():
-                mol = Chem.RemoveHs(mol)
+                mol = _fold_hydrogens(mol)
             return Chem.MolToSmiles(mol, isomericSmiles=isomeric)
     except (RuntimeError, ValueError):  # RDKit raises subclasses of these for invalid molecules
         return None
+
+
+def _fold_hydrogens(mol: Chem.Mol) -> Chem.Mol:
+    """Hydrogen atoms turned into hydrogen counts of their heavy atoms -- all of them, isotopes
+    (``[2H]``) and stereo-defining ones included, which ``Chem.RemoveHs`` keeps. A molecule that
+    would be left without atoms (``[H][H]``) is returned unchanged."""
+    with quiet_rdkit():
+        folded = Chem.RemoveAllHs(mol)
+    return folded if folded.GetNumAtoms() > 0 else mol
 
 
 # ---------------------------------------------------------------------------------------------- mol -> graph
 def prepare_mol(mol: Chem.Mol, explicit_h: bool, kekulize: bool) -> Chem.Mol:
     """The molecule as a graph sees it: hydrogens added (``explicit_h``) or removed, kekulized if
     asked. Returns a new molecule."""
-    if explicit_h:
-        mol = Chem.AddHs(mol)
-    elif mol.GetNumAtoms() != mol.GetNumHeavyAtoms():
-        mol = Chem.RemoveHs(mol)
-    else:
-        mol = Chem.Mol(mol)
+    if mol.GetNumAtoms() != mol.GetNumHeavyAtoms():
+        mol = _fold_hydrogens(mol)
+    mol = Chem.AddHs(mol) if explicit_h else Chem.Mol(mol)
     if kekulize:
         Chem.Kekulize(mol, clearAromaticFlags=True)
     return mol

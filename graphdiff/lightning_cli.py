@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,8 +14,9 @@ import yaml
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from graphdiff.datasets.datamodule import GraphDataModule
-from graphdiff.errors import ConfigError
+from graphdiff.errors import ConfigError, GraphdiffError
 from graphdiff.lit import GenerativeModel
+from graphdiff.lit_sde import ScoreSDEModel  # noqa: F401  (registers the subclass for `--model ScoreSDEModel`)
 
 
 class GraphDiffCLI(LightningCLI):
@@ -59,6 +63,7 @@ class GraphDiffCLI(LightningCLI):
         if isinstance(blob.get("data"), dict):
             # so `graphdiff test --ckpt_path` finds the processed data from any directory
             blob["data"]["root"] = str(self.datamodule.root_path)
+            blob["data"].update(self.datamodule.portable_source)
         self.model.cli_config = blob
 
 
@@ -92,6 +97,8 @@ def run_lightning(argv: list[str]) -> GraphDiffCLI:
         with os.fdopen(fd, "w") as f:
             yaml.safe_dump(config, f)
         argv = [argv[0], "--config", tmp, *argv[1:]]
+    saved_argv = sys.argv
+    sys.argv = sys.argv[:1]  # the arguments come from `argv`; keeps Lightning from warning about both
     try:
         return GraphDiffCLI(
             GenerativeModel,
@@ -99,8 +106,61 @@ def run_lightning(argv: list[str]) -> GraphDiffCLI:
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
             args=argv,
-            parser_kwargs={"default_env": False},
+            parser_kwargs={"default_env": False, "exit_on_error": False},
         )
+    except argparse.ArgumentError as err:
+        raise ConfigError(summarize_parser_error(str(err), _option(argv, "--config"))) from None
+    except ValueError as err:
+        # jsonargparse wraps errors raised while instantiating the model; surface graphdiff's own message
+        cause = _graphdiff_cause(err)
+        if cause is None:
+            raise
+        raise cause from None
     finally:
+        sys.argv = saved_argv
         if tmp:
             os.unlink(tmp)
+
+
+def _graphdiff_cause(err: BaseException) -> GraphdiffError | None:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, GraphdiffError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:", "Given value type:",
+          "Given value:", "- Expected a <class 'NoneType'>")
+
+
+def summarize_parser_error(message: str, config: str | None = None) -> str:
+    """One line from jsonargparse's nested error report: the dotted key, the model class and the problem.
+
+    E.g. ``model.lamda_edge (graphdiff.lit.DiscreteDiffusionModel): Option 'lamda_edge' is not accepted``.
+    """
+    keys, classes, problem = [], [], None
+    for line in (part.strip() for part in message.splitlines()):
+        if not line or line.startswith(_NOISE):
+            continue
+        key = re.fullmatch(r'Parser key "([^"]+)":', line)
+        cls = re.fullmatch(r"- Problem with given class_path '([^']+)':", line)
+        if key:
+            keys.append(key.group(1))
+        elif cls:
+            classes.append(cls.group(1))
+        elif problem is None:
+            problem = line
+    problem = problem or message.splitlines()[0]
+    accepted = re.search(r"Option '([^']+)' is not accepted", problem)
+    if accepted:
+        keys.append(accepted.group(1))
+    where = ".".join(keys)
+    text = f"{where}: {problem}" if where else problem
+    if classes:
+        text = f"{where} ({classes[-1]}): {problem}"
+    if config:
+        text += f" (config {config})"
+    return text + "; see `graphdiff <command> --help`"

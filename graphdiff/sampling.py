@@ -7,6 +7,7 @@ math (:meth:`~graphdiff.diffusion.DiscreteDiffusion.prior` and
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -74,7 +75,7 @@ def sample(
         snapshots: keep this many evenly spaced snapshots of the chain (0 = none).
         progress: show a progress bar.
     """
-    device = next(denoiser.parameters()).device
+    device = _device_of(denoiser)
     T = process.T
     grid = time_grid(T, steps)
     node_mask = node_mask_from_counts(num_nodes, device)
@@ -108,11 +109,11 @@ def sample_many(
     seed: int | None = None,
     progress: bool = False,
 ) -> GraphList:
-    """Sample ``len(num_nodes)`` graphs in chunks of ``batch_size``; reproducible for a given seed.
+    """Sample ``len(num_nodes)`` graphs in chunks of ``batch_size``; reproducible for a given seed and batch size.
 
     Chunks are sorted by size so padding stays small; the output order follows ``num_nodes``.
     """
-    device = next(denoiser.parameters()).device
+    device = _device_of(denoiser)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -125,6 +126,13 @@ def sample_many(
     parts = [GraphList.from_dense(sample(denoiser, process, num_nodes[c], steps, generator).graphs.to("cpu"))
              for c in chunks]
     return GraphList.concat(parts).subset(torch.argsort(order))
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module without any)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _snapshot_times(grid: list[int], snapshots: int) -> set[int]:

@@ -167,8 +167,17 @@ def test_smiles_graph_mol_round_trip_is_exact(
     rebuilt = graph_to_mol(*graph, atoms, bonds)
     assert rebuilt is not None
     assert canonical_smiles(rebuilt) == canonical_smiles(mol)
-    if explicit_h:  # hydrogens are real atoms of the rebuilt molecule
-        assert rebuilt.GetNumAtoms() == Chem.AddHs(mol).GetNumAtoms()
+    # Atom by atom: same elements, formal charges and hydrogen counts in the same order.
+    source = Chem.AddHs(mol) if explicit_h else mol
+    assert rebuilt.GetNumAtoms() == source.GetNumAtoms()
+    for a, b in zip(source.GetAtoms(), rebuilt.GetAtoms(), strict=True):
+        assert (a.GetSymbol(), a.GetFormalCharge(), a.GetTotalNumHs(includeNeighbors=True)) == (
+            b.GetSymbol(), b.GetFormalCharge(), b.GetTotalNumHs(includeNeighbors=True)
+        ), (a.GetIdx(), smiles)
+    # graph -> molecule -> graph gives back the very same tensors (same Kekule structure too).
+    again = mol_to_graph(rebuilt, atoms, bonds, explicit_h=explicit_h, kekulize=kekulize)
+    for got, want in zip(again, graph, strict=True):
+        assert torch.equal(got, want)
 
 
 def test_ambiguous_aromatic_nh_gives_a_valid_tautomer_and_exact_otherwise() -> None:
@@ -250,6 +259,18 @@ def test_canonical_smiles() -> None:
     assert canonical_smiles("C[C@H](N)O") == "CC(N)O"
     assert canonical_smiles("C[C@H](N)O", isomeric=True) == "C[C@H](N)O"
     assert canonical_smiles(Chem.AddHs(Chem.MolFromSmiles("CC[O-]"))) == "CC[O-]"
+    assert canonical_smiles("[2H]c1ccccc1") == "c1ccccc1"  # isotopic H folded in, not written as [H]
+
+
+def test_isotopic_hydrogen_is_folded_into_its_heavy_atom() -> None:
+    """RDKit keeps [2H] as an atom; a heavy-atom graph must not get an H node from it."""
+    mol = Chem.MolFromSmiles("[2H]C(Cl)Cl")
+    assert mol.GetNumAtoms() == 4
+    nodes, ei, et = mol_to_graph(mol, HEAVY, AROMATIC)
+    assert nodes.tolist() == [HEAVY.index("C"), HEAVY.index("Cl"), HEAVY.index("Cl")]
+    assert ei.tolist() == [[0, 0], [1, 2]] and et.tolist() == [1, 1]
+    nodes_h, _, _ = mol_to_graph(mol, WITH_H, AROMATIC, explicit_h=True)
+    assert sorted(nodes_h.tolist()) == sorted([WITH_H.index("C")] + [WITH_H.index("Cl")] * 2 + [WITH_H.index("H")] * 2)
 
 
 def test_invalid_smiles_is_none_and_silent(capfd: pytest.CaptureFixture[str]) -> None:

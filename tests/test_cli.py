@@ -157,7 +157,10 @@ def test_molecules_from_a_smiles_file(tmp_path):
     smi = tmp_path / "mols.smi"
     smi.write_text("\n".join(SMILES) + "\n")
     config = write_config(tmp_path / "config.yaml", str(smi), tmp_path / "data", max_steps=2)
-    assert run("fit", "--config", str(config)) == 0
+    blob = yaml.safe_load(config.read_text())
+    blob["data"]["dataset"] = "comm20"  # --data.path retargets a config written for another dataset
+    config.write_text(yaml.safe_dump(blob))
+    assert run("fit", "--config", str(config), "--data.path", str(smi)) == 0
     last = tmp_path / "ckpt" / "last.ckpt"
     out_smi, out_sdf = tmp_path / "gen.smi", tmp_path / "gen.sdf"
     assert run("sample", "--ckpt_path", str(last), "--num_samples", "6", "--steps", "5", "--output", str(out_smi)) == 0

@@ -13,6 +13,7 @@ from graphdiff.datasets.info import DatasetInfo
 from graphdiff.datasets.registry import GraphDataset
 from graphdiff.datasets.sources import default_root
 from graphdiff.datasets.storage import GraphList
+from graphdiff.errors import ConfigError
 from graphdiff.types import DenseGraph
 
 
@@ -70,6 +71,8 @@ class GraphDataModule(pl.LightningDataModule):
 
     Args:
         dataset: registry name (``qm9``, ``planar``, ...) or a path to a graph or SMILES file.
+        path: a graph or SMILES file of your own; when given it replaces ``dataset`` (so ``--data.path FILE``
+            on the command line retargets any config).
         root: dataset root (default ``$GRAPHDIFF_ROOT`` or ``./data``).
         batch_size: graphs per training batch.
         eval_batch_size: graphs per validation/test batch (default: ``batch_size``).
@@ -79,7 +82,8 @@ class GraphDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        dataset: str,
+        dataset: str | None = None,
+        path: str | None = None,
         root: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -88,7 +92,9 @@ class GraphDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.dataset_name = dataset
+        if dataset is None and path is None:
+            raise ConfigError("no data: give data.dataset (a registered name or a file) or data.path (a file)")
+        self.dataset_name = path if path is not None else dataset
         self.root = root
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -116,6 +122,15 @@ class GraphDataModule(pl.LightningDataModule):
     def root_path(self) -> Path:
         """The dataset root in use, absolute."""
         return Path(self.root if self.root is not None else default_root()).resolve()
+
+    @property
+    def portable_source(self) -> dict[str, str]:
+        """``{"dataset": ...}`` or ``{"path": ...}`` with a file made absolute, so a checkpoint's config
+        finds the data from any directory."""
+        if self.hparams.path is not None:
+            return {"dataset": None, "path": str(Path(self.hparams.path).resolve())}
+        value = self.dataset_name
+        return {"dataset": str(Path(value).resolve()) if _looks_like_path(value) else value}
 
     def prepare_data(self) -> None:
         # Process once on the main process so DDP ranks find the cache.

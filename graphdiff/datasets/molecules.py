@@ -6,7 +6,7 @@ is kept, and the molecule becomes a graph of atom types (element + formal charge
 classes, hydrogens implicit unless ``explicit_h``. Rows are dropped -- counted in
 ``info.skipped`` with their first line numbers, and logged -- when the SMILES is invalid, the
 molecule has more than ``max_nodes`` atoms, holds a radical (heavy-atom graphs cannot carry
-one), an unsupported bond, or (only with ``skip_unknown_atoms``) an atom type outside the
+one), an unsupported bond, no heavy atom (``[H][H]``), or (only with ``skip_unknown_atoms``) an atom type outside the
 vocabulary; otherwise an unknown atom type stops processing with a :class:`DataError` naming it
 and its line.
 
@@ -222,6 +222,7 @@ _SKIP_MESSAGES = {
     "radical": "radicals (not representable without explicit hydrogens)",
     "unsupported_bond": "bonds other than single/double/triple/aromatic",
     "unknown_atom": "atom types outside the vocabulary",
+    "hydrogen_only": "no heavy atom (H2, H+)",
     "uncharacterized": "QM9 molecules listed as uncharacterized",
 }
 
@@ -446,6 +447,16 @@ def _parse_chunk(task: _ChunkTask) -> _Chunk:
             if mol is None or mol.GetNumAtoms() == 0:
                 skip("invalid_smiles", line)
                 continue
+            if mol.GetNumHeavyAtoms() != mol.GetNumAtoms():
+                # Hydrogens the parser keeps as atoms (isotopes such as [2H], [H][H]) are folded into
+                # their heavy atoms like any other hydrogen; a molecule of hydrogens only is dropped.
+                try:
+                    mol = Chem.RemoveAllHs(mol)
+                except (RuntimeError, ValueError):
+                    mol = None
+                if mol is None or mol.GetNumAtoms() == 0 or mol.GetNumHeavyAtoms() != mol.GetNumAtoms():
+                    skip("hydrogen_only", line)
+                    continue
             if ("$" in smiles or ">" in smiles or "<" in smiles) and any(
                 b.GetBondType() not in bond_classes and b.GetBondType() != BondType.AROMATIC for b in mol.GetBonds()
             ):

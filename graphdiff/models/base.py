@@ -203,7 +203,10 @@ def denoiser_for_dataset(info: DatasetInfo, denoiser: str = "graph_transformer",
     else:
         raise ConfigError(f"unknown denoiser {denoiser!r}; available: {', '.join(available_denoisers())} "
                           "or an importable 'package.module.Class'")
-    if hasattr(cls, "from_dataset_info"):
-        return cls.from_dataset_info(info, **config)
-    dims = GraphDims(info.num_node_types, info.num_edge_types, 0)
-    return cls(dims, dims, **config)
+    try:
+        if hasattr(cls, "from_dataset_info"):
+            return cls.from_dataset_info(info, **config)
+        dims = GraphDims(info.num_node_types, info.num_edge_types, 0)
+        return cls(dims, dims, **config)
+    except TypeError as err:  # an unknown or missing setting
+        raise ConfigError(f"model settings of denoiser {denoiser!r}: {err}") from None

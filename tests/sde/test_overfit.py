@@ -14,7 +14,7 @@ from graphdiff.sde.samplers import SamplerSettings
 from graphdiff.sde.sdes import VPSDE
 from graphdiff.types import DenseGraph, one_hot_graph
 
-TRAIN_STEPS = 1500
+TRAIN_STEPS = 900  # ~40 s on one CPU core; sampling ~15 s (200 steps, two samplers)
 NUM_SAMPLES = 100
 
 
@@ -48,7 +48,7 @@ def test_overfit_two_graphs_with_gdss_community_small_sdes():
         torch.manual_seed(0)
         model = GDSSScoreModel.from_config(max_feat_num=5, depth=2, nhid=16, num_layers=3, num_linears=2, adim=16,
                                            c_init=2, c_hid=8, c_final=4, num_heads=4)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)  # GDSS's lr for generic graphs
     g = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     for _ in range(TRAIN_STEPS):
@@ -63,8 +63,8 @@ def test_overfit_two_graphs_with_gdss_community_small_sdes():
     node_mask = torch.ones(NUM_SAMPLES, 5, dtype=torch.bool)
     report = {"train_steps": TRAIN_STEPS, "train_s": round(train_time, 1)}
     for name, settings in {
-        "S4": SamplerSettings("S4", "None", snr=0.15, scale_eps=0.7, num_steps=500),
-        "Reverse+Langevin": SamplerSettings("Reverse", "Langevin", snr=0.2, scale_eps=0.7, num_steps=500),
+        "S4": SamplerSettings("S4", "None", snr=0.15, scale_eps=0.7, num_steps=200),
+        "Reverse+Langevin": SamplerSettings("Reverse", "Langevin", snr=0.2, scale_eps=0.7, num_steps=200),
     }.items():
         start = time.perf_counter()
         samples = process.sample(model, node_mask, 1, settings, generator=torch.Generator().manual_seed(1))
@@ -73,5 +73,5 @@ def test_overfit_two_graphs_with_gdss_community_small_sdes():
         share = [matches.count(i) / NUM_SAMPLES for i in range(len(train))]
         report[name] = {"isomorphic": rate, "per_graph": share, "sample_s": round(time.perf_counter() - start, 1)}
         assert rate >= 0.9, report
-        assert min(share) >= 0.15, report
+        assert min(share) >= 0.15, report  # both are generated (observed: about half each)
     print(report)

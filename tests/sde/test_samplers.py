@@ -127,6 +127,17 @@ def test_wrong_score_scale_is_detected():
     assert abs(x.std().item() - 0.5) > 0.2
 
 
+def test_scale_eps_below_one_under_disperses():
+    """GDSS's scale_eps < 1 shrinks the Langevin noise: a lower-temperature sampler, narrower than p_0."""
+    sde = VPSDE(0.1, 20.0, N=NUM_STEPS)
+    score = mixture_score(sde, [1.0], [1.0], [0.5])
+    init = sde.prior_sampling((NUM_SAMPLES, 1), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    stds = [run(SamplerSettings("Reverse", "Langevin", snr=0.16, scale_eps=scale), sde, score, init).std().item()
+            for scale in (1.0, 0.5)]
+    assert stds[0] == pytest.approx(0.5, rel=0.06)
+    assert stds[1] < 0.9 * stds[0]
+
+
 def test_samplers_are_reproducible_with_a_generator():
     sde = VESDE(0.01, 50.0, N=50)
     score = mixture_score(sde, [1.0], [0.0], [1.0])

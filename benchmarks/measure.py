@@ -1,0 +1,415 @@
+"""Measurements. Each function returns a JSON-able dict; the runner calls them in fresh subprocesses
+(``python -m benchmarks.measure NAME JSON``) so peak-memory numbers start from a clean process."""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+
+from benchmarks import setups
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _now(device: str) -> float:
+    _sync(device)
+    return time.perf_counter()
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def matmul_peak(device: str = "cpu", size: int = 2048, repeats: int = 3) -> dict[str, Any]:
+    """Best float32 matmul throughput of ``repeats`` ``size x size`` products (GFLOP/s)."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = _now(device)
+        a @ b
+        best = min(best, _now(device) - t0)
+    return {"size": size, "gflops": 2 * size**3 / best / 1e9, "threads": torch.get_num_threads()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# DiGress training
+
+
+def _model(setup, impl: str, dropout: float = 0.1):
+    model = setup.denoiser(dropout=dropout)
+    if impl == "baseline":
+        from benchmarks.baseline_transformer import baseline_like
+
+        torch.manual_seed(0)
+        model = baseline_like(model, dropout=dropout)
+    return model
+
+
+def _loss_pieces(setup, model, batch, device: str, generator=None):
+    from graphdiff.diffusion import cross_entropy_loss
+
+    B = batch.batch_size
+    t = setup.process.sample_timesteps(B, device=device, training=True, generator=generator) \
+        if generator is not None else setup.process.sample_timesteps(B, device=device, training=True)
+    noisy = setup.process.add_noise(batch, t, generator=generator)
+    features, network = setups.split_forward(model, noisy, t.float() / setup.T)
+
+    def loss_of(extra):
+        return cross_entropy_loss(network(extra), batch, lambda_E=5.0)["loss"]
+
+    return features, loss_of
+
+
+def training(setup: str, batch_size: int, steps: int = 3, warmup: int = 1, impl: str = "graphdiff",
+             device: str = "cpu") -> dict[str, Any]:
+    """Median time of each phase of a training step; peak memory of the steps."""
+    s = setups.digress_setup(setup)
+    model = _model(s, impl).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-12, amsgrad=True)
+    batch = setups.train_batch(s.dataset, batch_size, device)
+    gc.collect()
+    rss0 = _maxrss_mb()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        mem0 = torch.cuda.memory_allocated()
+    phases: dict[str, list[float]] = {k: [] for k in ("noise", "features", "forward", "backward", "optimizer",
+                                                       "total")}
+    for i in range(warmup + steps):
+        t0 = _now(device)
+        features, loss_of = _loss_pieces(s, model, batch, device)
+        t1 = _now(device)
+        extra = features()
+        t2 = _now(device)
+        loss = loss_of(extra)
+        t3 = _now(device)
+        loss.backward()
+        t4 = _now(device)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t5 = _now(device)
+        del loss, extra
+        if i >= warmup:
+            for key, value in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
+                value_ms = value * 1000
+                phases[key].append(value_ms)
+    out: dict[str, Any] = {
+        "setup": setup, "impl": impl, "batch_size": batch_size, "steps": steps, "warmup": warmup,
+        "device": device, "params": sum(p.numel() for p in model.parameters()),
+        "max_nodes": int(batch.node_mask.shape[1]),
+        "ms": {k: _median(v) for k, v in phases.items()},
+        "ms_all_total": phases["total"],
+    }
+    out["graphs_per_s"] = batch_size / (out["ms"]["total"] / 1000)
+    if device.startswith("cuda"):
+        out["peak_mem_mb"] = (torch.cuda.max_memory_allocated() - mem0) / 2**20
+        out["peak_mem_method"] = "torch.cuda.max_memory_allocated() minus allocated before the steps"
+    else:
+        out["peak_mem_mb"] = _maxrss_mb() - rss0
+        out["peak_mem_method"] = "RSS high-water increase (getrusage ru_maxrss) in a fresh process"
+    return out
+
+
+def flops(setup: str, batch_size: int, impl: str = "graphdiff", device: str = "cpu") -> dict[str, Any]:
+    """FLOPs of one training step's forward + backward (FlopCounterMode: matmuls, bmm, baddbmm, convs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    s = setups.digress_setup(setup)
+    model = _model(s, impl).to(device).train()
+    batch = setups.train_batch(s.dataset, batch_size, device)
+    features, loss_of = _loss_pieces(s, model, batch, device)
+    extra = features()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        extra = features()
+        loss = loss_of(extra)
+        loss.backward()
+    total = counter.get_total_flops()
+    return {"setup": setup, "impl": impl, "batch_size": batch_size, "gflop_per_step": total / 1e9,
+            "gflop_per_graph": total / 1e9 / batch_size}
+
+
+def equivalence(setup: str, batch_size: int, seed: int = 0) -> dict[str, Any]:
+    """graphdiff's transformer and the baseline with the same weights on the same noisy batch.
+
+    Dropout off (eval mode). Extra features are computed by both and compared (the two eigenvector columns
+    apart: where a Laplacian eigenvalue is repeated, as in symmetric molecules, any basis of its eigenspace is
+    correct and the two implementations may pick different ones); both networks then get graphdiff's features.
+    In float32 (as trained) and in float64: the largest extra-feature difference, both
+    losses, and the relative difference of three parameter gradients (the X and E input MLPs' first weights and
+    the first layer's edge-FiLM weight). The verdict uses float64, where rounding cannot hide a real difference:
+    in float32 the gradients differ by up to ~1e-2 relative because the std pooling to ``y``
+    (``sqrt(clamp(var, 1e-12))``) amplifies rounding of near-zero variances.
+    """
+    from benchmarks.baseline_transformer import baseline_like, copy_weights
+    from graphdiff.diffusion import cross_entropy_loss
+    from graphdiff.types import DenseGraph
+
+    s = setups.digress_setup(setup)
+    model = s.denoiser(dropout=0.1, seed=seed).eval()
+    base = baseline_like(model).eval()
+    copied = copy_weights(model, base)
+    batch = setups.train_batch(s.dataset, batch_size, offset=7)
+    gen = torch.Generator().manual_seed(seed)
+    t = s.process.sample_timesteps(batch_size, training=True, generator=gen)
+    noisy = s.process.add_noise(batch, t, generator=gen)
+
+    out: dict[str, Any] = {"setup": setup, "batch_size": batch_size, "tensors_copied": copied}
+    for dtype, tag in ((torch.float32, "f32"), (torch.float64, "f64")):
+        model.to(dtype)
+        base.to(dtype)
+        clean = DenseGraph(batch.X.to(dtype), batch.E.to(dtype), batch.y.to(dtype), batch.node_mask)
+        noisy_d = DenseGraph(noisy.X.to(dtype), noisy.E.to(dtype), noisy.y.to(dtype), noisy.node_mask)
+        losses, grads, extras = {}, {}, {}
+        for name, m in (("graphdiff", model), ("baseline", base)):
+            extras[name] = setups.split_forward(m, noisy_d, t.to(dtype) / s.T)[0]()
+        for name, m in (("graphdiff", model), ("baseline", base)):
+            m.zero_grad(set_to_none=True)
+            _, network = setups.split_forward(m, noisy_d, t.to(dtype) / s.T)
+            loss = cross_entropy_loss(network(extras["graphdiff"]), clean, lambda_E=5.0)["loss"]
+            loss.backward()
+            losses[name] = loss.item()
+            layer0 = m.network.layers[0].attention if name == "graphdiff" else m.network.tf_layers[0].self_attn
+            grads[name] = [m.network.mlp_in_X[0].weight.grad, m.network.mlp_in_E[0].weight.grad,
+                           layer0.e_mul.weight.grad]
+        dX = (extras["graphdiff"].X - extras["baseline"].X).abs()
+        eigvec = [4, 5]  # columns v1, v2 of the "all" node features
+        other = [i for i in range(dX.shape[-1]) if i not in eigvec]
+        feat = max(float(dX[..., other].max()), float((extras["graphdiff"].y - extras["baseline"].y).abs().max()))
+        feat_vec = float(dX[..., eigvec].max())
+        rel = max(float((a - b).norm() / b.norm().clamp_min(1e-30))
+                  for a, b in zip(grads["graphdiff"], grads["baseline"]))
+        diff = abs(losses["graphdiff"] - losses["baseline"])
+        out[tag] = {"loss_graphdiff": losses["graphdiff"], "loss_baseline": losses["baseline"],
+                    "loss_rel_diff": diff / abs(losses["baseline"]), "feature_max_abs_diff": feat,
+                    "eigenvector_max_abs_diff": feat_vec,
+                    "grad_rel_diff": rel}
+    f64 = out["f64"]
+    out["ok"] = (f64["loss_rel_diff"] < 1e-10 and f64["grad_rel_diff"] < 1e-8 and f64["feature_max_abs_diff"] < 1e-8
+                 and out["f32"]["loss_rel_diff"] < 1e-5)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# DiGress sampling
+
+
+def sampling(setup: str, num_graphs: int, chains: list[int], run: list[int] | None = None,
+             measure_steps: int | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Seconds per reverse step and graphs/s of whole chains (untrained weights; one batch of ``num_graphs``).
+
+    Chains listed in ``run`` are run in full; the others are extrapolated from the per-step time of the longest
+    one run, or of a chain of ``measure_steps`` strided steps when ``run`` is empty.
+    """
+    from graphdiff.sampling import sample, sample_num_nodes
+
+    s = setups.digress_setup(setup)
+    model = s.denoiser().to(device).eval()
+    gen = torch.Generator().manual_seed(0)
+    counts = sample_num_nodes(s.info.node_count_distribution(), num_graphs, gen)
+    sample(model, s.process, counts, steps=1)  # warm-up
+    measured: dict[int, float] = {}
+    for K in sorted(run or [], reverse=True):
+        t0 = _now(device)
+        sample(model, s.process, counts, steps=K)
+        measured[K] = _now(device) - t0
+    if measured:
+        longest = max(measured)
+        per_step, basis = measured[longest] / longest, longest
+    else:
+        k = measure_steps or 2
+        t0 = _now(device)
+        sample(model, s.process, counts, steps=k)
+        per_step, basis = (_now(device) - t0) / k, k
+    rows = []
+    for K in chains:
+        seconds = measured.get(K, per_step * K)
+        rows.append({"steps": K, "chain_s": seconds, "s_per_step": seconds / K, "graphs_per_s": num_graphs / seconds,
+                     "measured": K in measured})
+    return {"setup": setup, "T": s.T, "num_graphs": num_graphs, "max_nodes": int(counts.max()),
+            "measure_steps": basis, "chains": rows}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# GDSS
+
+
+def gdss(setup: str, batch_size: int | None = None, steps: int = 3, warmup: int = 1, num_samples: int = 256,
+         sample_steps: list[int] | None = None, measure_steps: int | None = None,
+         device: str = "cpu") -> dict[str, Any]:
+    """GDSS training step (loss, backward, Adam) and PC sampling speed with the published sizes."""
+    from graphdiff.sampling import node_mask_from_counts, sample_num_nodes
+    from graphdiff.sde import SamplerSettings
+
+    s = setups.gdss_setup(setup)
+    B = batch_size or s.spec["batch_size"]
+    model = s.model().to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-4)
+    batch = setups.train_batch(s.dataset, B, device)
+    gc.collect()
+    rss0 = _maxrss_mb()
+    fwd, bwd, tot = [], [], []
+    for i in range(warmup + steps):
+        t0 = _now(device)
+        loss_x, loss_adj = s.process.loss(model, batch)
+        loss = loss_x + loss_adj
+        t1 = _now(device)
+        loss.backward()
+        t2 = _now(device)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t3 = _now(device)
+        if i >= warmup:
+            fwd.append((t1 - t0) * 1000)
+            bwd.append((t2 - t1) * 1000)
+            tot.append((t3 - t0) * 1000)
+    train = {"batch_size": B, "ms_forward": _median(fwd), "ms_backward": _median(bwd), "ms_total": _median(tot),
+             "graphs_per_s": B / (_median(tot) / 1000), "peak_mem_mb": _maxrss_mb() - rss0,
+             "params": sum(p.numel() for p in model.parameters())}
+
+    model.eval()
+    gen = torch.Generator().manual_seed(0)
+    counts = sample_num_nodes(s.dataset.info.node_count_distribution(), num_samples, gen)
+    node_mask = node_mask_from_counts(counts, device)
+    N = s.spec["sde_x"][3]
+    chains = sample_steps or [N]
+    rows = []
+    per_step = None
+    with torch.no_grad():
+        settings = SamplerSettings(**s.spec["sampler"], num_steps=2)
+        s.process.sample_continuous(model, node_mask, s.num_features, settings)  # warm-up
+        if measure_steps:
+            settings = SamplerSettings(**s.spec["sampler"], num_steps=measure_steps)
+            t0 = _now(device)
+            s.process.sample_continuous(model, node_mask, s.num_features, settings)
+            per_step = (_now(device) - t0) / measure_steps
+        for K in chains:
+            if measure_steps:
+                seconds, measured = per_step * K, False
+            else:
+                settings = SamplerSettings(**s.spec["sampler"], num_steps=K)
+                t0 = _now(device)
+                s.process.sample_continuous(model, node_mask, s.num_features, settings)
+                seconds, measured = _now(device) - t0, True
+            rows.append({"steps": K, "chain_s": seconds, "s_per_step": seconds / K,
+                         "graphs_per_s": num_samples / seconds, "measured": measured})
+    return {"setup": setup, "train": train, "num_samples": num_samples, "sampler": s.spec["sampler"],
+            "chains": rows, "measure_steps": measure_steps}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def metrics_planar() -> dict[str, Any]:
+    """Full planar evaluation, SPECTRE protocol: 40 generated vs 40 test graphs, five MMDs + V.U.N.
+
+    The "generated" graphs are the first 40 training graphs (valid planar graphs, so V.U.N. exercises the
+    isomorphism checks against the training set fully).
+    """
+    from graphdiff.evaluation import reference_graphs
+    from graphdiff.metrics.evaluate import evaluate_graphs
+
+    ds = setups.load("planar")
+    test = reference_graphs(ds, "test")
+    train = reference_graphs(ds, "train")
+    samples = train[:40]
+    t0 = time.perf_counter()
+    result = evaluate_graphs(samples, test, train=train, protocol="spectre", kind="planar")
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "num_generated": len(samples), "num_reference": len(test),
+            "num_train": len(train), "values": result}
+
+
+def metrics_qm9(num_samples: int, num_reference: int | None = None) -> dict[str, Any]:
+    """QM9 validity, uniqueness and FCD of ``num_samples`` test SMILES against the validation split."""
+    from graphdiff.metrics.molecules import MoleculeEvaluator
+
+    ds = setups.load("qm9")
+    samples = ds.split_smiles("test")[:num_samples]
+    reference = ds.split_smiles("val")
+    if num_reference:
+        reference = reference[:num_reference]
+    evaluator = MoleculeEvaluator(test_smiles=reference, metrics=["validity", "uniqueness", "fcd"])
+    t0 = time.perf_counter()
+    first = evaluator(samples)
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evaluator(samples)
+    t_cached = time.perf_counter() - t0
+    return {"num_samples": len(samples), "num_reference": len(reference), "seconds_first": t_first,
+            "seconds_cached_reference": t_cached, "values": first}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Profile
+
+
+def profile(setup: str, batch_size: int, device: str = "cpu", top: int = 15) -> dict[str, Any]:
+    """Top operators (self time) of one training step after a warm-up step, from torch.profiler."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    s = setups.digress_setup(setup)
+    model = _model(s, "graphdiff").to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-12, amsgrad=True)
+    batch = setups.train_batch(s.dataset, batch_size, device)
+
+    def step():
+        features, loss_of = _loss_pieces(s, model, batch, device)
+        loss = loss_of(features())
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync(device)
+
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with torch_profile(activities=activities) as prof:
+        step()
+    events = prof.key_averages()
+    cuda = device.startswith("cuda")
+
+    def self_time(e) -> float:
+        return (getattr(e, "self_device_time_total", 0.0) if cuda else e.self_cpu_time_total) / 1000.0
+
+    total = sum(self_time(e) for e in events)
+    rows = sorted(events, key=self_time, reverse=True)[:top]
+    return {"setup": setup, "batch_size": batch_size, "device": device, "total_self_ms": total,
+            "clock": "device" if cuda else "cpu",
+            "ops": [{"name": e.key, "self_ms": self_time(e), "calls": e.count,
+                     "share": self_time(e) / total if total else 0.0} for e in rows]}
+
+
+FUNCTIONS = {f.__name__: f for f in (matmul_peak, training, flops, equivalence, sampling, gdss, metrics_planar,
+                                      metrics_qm9, profile)}
+
+
+def main(argv: list[str]) -> None:
+    name, kwargs = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
+    if kwargs.pop("threads", None):
+        pass
+    result = FUNCTIONS[name](**kwargs)
+    sys.stdout.write("\n@@RESULT@@" + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,155 @@
+"""Sample quality under a wall-clock training budget on this machine (not run by CI or ``benchmarks run``).
+
+    python -m benchmarks.quality --minutes 30                 # qm9, comm20, community_small, ego_small
+    python -m benchmarks.quality --minutes 120 --gdss         # + GDSS on QM9 (graphdiff.lit_sde)
+    python -m benchmarks.quality --minutes 1 --datasets comm20 --samples 20    # smoke run
+
+Each dataset is trained through graphdiff's real training code — ``graphdiff.lit.DiscreteDiffusionModel`` (or
+``graphdiff.lit_sde.ScoreSDEModel``) and a Lightning ``Trainer(max_time=...)`` with the EMA callback — then
+sampled and evaluated with ``graphdiff.evaluation.evaluate_generated`` against the test split. The results are
+written between the ``quality`` markers of ``docs/performance.md`` next to published numbers (which come from
+days of GPU training: a CPU budget is expected to fall short; the table shows how far).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report, setups
+
+#: Published numbers (percent) to print next to ours.
+PUBLISHED: dict[str, dict[str, str]] = {
+    "qm9": {"validity": "99.0 (DiGress)", "uniqueness": "96.2 (DiGress)"},
+    "gdss_qm9": {"validity": "95.7 (GDSS, without correction)"},
+}
+
+#: Model sizes that learn something within minutes on a CPU (the published ones need a GPU for days);
+#: ``--published-sizes`` uses DiGress's presets instead.
+SMALL_MODEL = {
+    "n_layers": 4,
+    "hidden_mlp_dims": {"X": 64, "E": 32, "y": 64},
+    "hidden_dims": {"dx": 64, "de": 32, "dy": 32, "n_head": 4, "dim_ffX": 128, "dim_ffE": 64, "dim_ffy": 128},
+    "extra_features": "all",
+    "dropout": 0.0,
+}
+PUBLISHED_MODEL = {
+    "qm9": {"preset": "qm9", "hidden_dims": {"dim_ffy": 128}},
+}
+T_OF = {"qm9": 500}
+BATCH_OF = {"qm9": 512, "comm20": 32, "community_small": 32, "ego_small": 32}
+MOLECULE_METRICS = ["validity", "relaxed_validity", "uniqueness", "novelty"]
+
+
+def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: int | None, out_dir: Path,
+                       published_sizes: bool, seed: int = 0) -> dict[str, Any]:
+    import pytorch_lightning as pl
+
+    from graphdiff.callbacks import EMA
+    from graphdiff.datasets.datamodule import GraphDataModule
+    from graphdiff.evaluation import evaluate_generated
+
+    gdss = name.startswith("gdss_")
+    dataset = name.removeprefix("gdss_")
+    pl.seed_everything(seed, workers=True)
+    dm = GraphDataModule(dataset, batch_size=BATCH_OF.get(dataset, 32))
+    if gdss:
+        from graphdiff.lit_sde import ScoreSDEModel  # written alongside; optional
+
+        spec = setups.GDSS_SETUPS[name]
+        sde = lambda t: {"type": t[0], "beta_min": t[1], "beta_max": t[2], "num_scales": t[3]}  # noqa: E731
+        model = ScoreSDEModel(dataset_info=dm.dataset_info, sde_x=sde(spec["sde_x"]), sde_adj=sde(spec["sde_adj"]),
+                              node_features=spec["node_features"], max_feat_num=spec["max_feat_num"],
+                              model=spec["model"])
+        size = "GDSS published"
+    else:
+        from graphdiff.lit import DiscreteDiffusionModel
+
+        cfg = PUBLISHED_MODEL.get(dataset, {"preset": "digress"}) if published_sizes else SMALL_MODEL
+        model = DiscreteDiffusionModel(dataset_info=dm.dataset_info, T=T_OF.get(dataset, 500), model=dict(cfg),
+                                       lr=2e-4 if published_sizes else 1e-3, sample_steps=sample_steps)
+        size = "published" if published_sizes else "small (4 layers, dx 64)"
+    trainer = pl.Trainer(
+        max_time={"minutes": minutes}, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0,
+        default_root_dir=str(out_dir / name), callbacks=[EMA(decay=0.999)],
+    )
+    t0 = time.perf_counter()
+    trainer.fit(model, dm)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if gdss:
+        graphs = model.generate(samples, seed=seed)
+    else:
+        graphs = model.generate(samples, steps=sample_steps, seed=seed)
+    sample_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
+                                 metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
+    eval_s = time.perf_counter() - t0
+    return {"name": name, "model": size, "minutes": minutes, "train_s": train_s, "steps": trainer.global_step,
+            "epochs": trainer.current_epoch, "samples": len(graphs), "sample_steps": sample_steps,
+            "sample_s": sample_s, "eval_s": eval_s,
+            "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+
+
+def render(rows: list[dict[str, Any]], command: str) -> str:
+    m = report.machine_info("cpu")
+    lines = [f"* **Run**: `{command}` on {m['date']}; {m['cpu']}, {m['cores']} cores, torch {m['torch']}.", ""]
+    lines.append("| dataset | model | budget | optimiser steps | samples (steps) | metrics | published |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | – | {r['minutes']} min | – | – | failed: {r['error']} | – |")
+            continue
+        metrics = ", ".join(f"{k} {100 * v:.1f}" if k in ("validity", "relaxed_validity", "uniqueness", "novelty",
+                                                         "valid", "unique", "novel", "unique_novel", "vun")
+                            else f"{k} {v:.4g}" for k, v in r["metrics"].items())
+        published = ", ".join(f"{k} {v}" for k, v in PUBLISHED.get(r["name"], {}).items()) or "–"
+        lines.append(f"| {r['name']} | {r['model']} | {r['minutes']} min ({r['train_s']:.0f} s) | {r['steps']} "
+                     f"({r['epochs']} epochs) | {r['samples']} ({r['sample_steps'] or 'T'}, {r['sample_s']:.0f} s) | "
+                     f"{metrics} | {published} |")
+    lines.append("\nFractions in percent; MMDs squared (graph datasets use their protocol: SPECTRE for comm20, "
+                 "GDSS for community_small / ego_small).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per dataset")
+    parser.add_argument("--datasets", nargs="+", default=["qm9", "comm20", "community_small", "ego_small"])
+    parser.add_argument("--gdss", action="store_true", help="also GDSS on QM9 (needs graphdiff.lit_sde)")
+    parser.add_argument("--samples", type=int, default=None, help="graphs to sample (default: 1000 molecules, "
+                        "the test-split size for graphs)")
+    parser.add_argument("--sample-steps", type=int, default=None, help="reverse steps (default T)")
+    parser.add_argument("--published-sizes", action="store_true", help="DiGress's model sizes instead of small")
+    parser.add_argument("--output-dir", default="outputs/quality")
+    parser.add_argument("--doc", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
+    args = parser.parse_args(argv)
+    setups.ensure_data_env()
+    names = list(args.datasets) + (["gdss_qm9"] if args.gdss else [])
+    rows = []
+    for name in names:
+        dataset = name.removeprefix("gdss_")
+        samples = args.samples or (1000 if dataset == "qm9" else len(setups.load(dataset).split("test")))
+        print(f"[{name}] training {args.minutes} min, then {samples} samples", flush=True)
+        try:
+            row = train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
+                                     args.published_sizes)
+        except Exception as exc:  # noqa: BLE001 — report and go on with the other datasets
+            row = {"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    command = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
+    report.update_document(Path(args.doc), report.QUALITY_START, report.QUALITY_END, render(rows, command.strip()))
+    print(f"wrote {args.doc}")
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Machine description and the Markdown of ``docs/performance.md``'s generated sections."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+QUALITY_START, QUALITY_END = "<!-- quality:start -->", "<!-- quality:end -->"
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram_gib = int(line.split()[1]) / 2**20
+                break
+    except OSError:
+        pass
+    gpu = None
+    if torch.cuda.is_available():
+        gpu = f"{torch.cuda.get_device_name(0)} ({torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB)"
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "ram_gib": ram_gib,
+        "gpu": gpu, "device": device, "torch": torch.__version__, "python": sys.version.split()[0],
+        "platform": platform.platform(), "load_avg": load,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def replace_between(document: str, start: str, end: str, body: str) -> str:
+    """``document`` with the text between the markers replaced (markers appended if missing)."""
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(document):
+        return pattern.sub(lambda _: block, document, count=1)
+    return document.rstrip() + "\n\n" + block + "\n"
+
+
+def update_document(path: Path, start: str, end: str, body: str) -> None:
+    """Replace one generated section of ``path`` atomically; everything outside the markers is kept."""
+    document = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
+    atomic_write_text(path, replace_between(document, start, end, body))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# formatting
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return x
+    x = float(x)
+    if x != x:
+        return "nan"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    if abs(x) >= 0.01:
+        return f"{x:.{digits - 1}f}" if abs(x) >= 1 else f"{x:.{digits}f}"
+    return f"{x:.2e}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _machine_block(meta: dict[str, Any]) -> str:
+    m = meta["machine"]
+    load = ", ".join(f"{x:.1f}" for x in m["load_avg"]) if m.get("load_avg") else "n/a"
+    lines = [
+        f"* **Run**: `{meta['command']}` on {m['date']}" + (" — **quick mode**" if meta.get("quick") else "")
+        + (f", runner wall time {meta['seconds']:.0f} s" if meta.get("seconds") else ""),
+        f"* **Machine**: {m['cpu']}, {m['cores']} cores (torch threads {m['torch_threads']}), "
+        f"{_f(m['ram_gib'])} GiB RAM, GPU: {m['gpu'] or 'none'}; measured on `{m['device']}`",
+        f"* **Software**: torch {m['torch']}, Python {m['python']}, {m['platform']}",
+        f"* **Load average at start** (1/5/15 min): {load}",
+    ]
+    if meta.get("note"):
+        lines.append(f"* **Note**: {meta['note']}")
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The generated results section from the merged results of the runner."""
+    out: list[str] = []
+    meta = results.get("_meta")
+    runs = dict(results.get("_runs") or ({meta["run_id"]: meta} if meta else {}))
+    sections: dict[str, list[str]] = {}
+    for key, value in results.items():
+        if not key.startswith("_") and isinstance(value, dict):
+            sections.setdefault(value.get("_run"), []).append(key)
+    for run_id, names in sections.items():
+        if run_id in runs:
+            if len(sections) > 1:
+                out.append(f"\n**Sections {', '.join(names)}** from:\n")
+            out.append(_machine_block(runs[run_id]))
+    peak = results.get("peak", {}).get("value")
+    if isinstance(peak, list):
+        peak = peak[0] if peak else None
+
+    tr = results.get("training", {}).get("value")
+    if tr:
+        out.append("\n### Training step (DiGress)\n")
+        out.append("Median over the timed steps (after warm-up) of one optimiser step: noise = draw `t` and "
+                   "`add_noise`; features = extra features (no grad); forward = transformer + loss; backward; "
+                   "optimizer = AdamW(amsgrad) step. Peak memory: see the method column.\n")
+        rows = []
+        for r in tr:
+            ms = r["ms"]
+            rows.append([r["setup"], r["impl"], str(r["batch_size"]), ms["total"], r["graphs_per_s"], ms["noise"],
+                         ms["features"], ms["forward"], ms["backward"], ms["optimizer"], r["peak_mem_mb"],
+                         f"{r['steps']}+{r['warmup']}w"])
+        out.append(_table(["config", "impl", "batch", "ms/step", "graphs/s", "noise ms", "features ms",
+                           "forward ms", "backward ms", "optim ms", "peak mem MiB", "steps"], rows))
+        methods = sorted({r["peak_mem_method"] for r in tr})
+        out.append("\nPeak memory method: " + "; ".join(methods) + ".")
+
+    eq = results.get("equivalence", {}).get("value")
+    if eq or (tr and any(r["impl"] == "baseline" for r in tr)):
+        out.append("\n### Baseline: straightforward dense transformer (`benchmarks/baseline_transformer.py`)\n")
+        if eq:
+            out.append("Same weights (copied tensor by tensor), same noisy batch, dropout off; float32 as trained and "
+                       "float64 (the verdict: rounding cannot hide a difference there). Gradients: the X and E input "
+                       "MLPs and the first layer's edge FiLM. Extra features are compared apart; both networks "
+                       "then get graphdiff's (eigenvectors of a repeated eigenvalue are any basis of its "
+                       "eigenspace, so the eigenvector columns may differ legitimately and are not part of the "
+                       "verdict).\n")
+            rows = []
+            for e in eq:
+                for tag in ("f32", "f64"):
+                    v = e[tag]
+                    rows.append([e["setup"], str(e["batch_size"]), tag, f"{v['loss_graphdiff']:.10g}",
+                                 f"{v['loss_baseline']:.10g}", v["loss_rel_diff"], v["feature_max_abs_diff"],
+                                 v.get("eigenvector_max_abs_diff"), v["grad_rel_diff"],
+                                 ("yes" if e["ok"] else "**NO**") if tag == "f64" else ""])
+            out.append(_table(["config", "batch", "dtype", "loss graphdiff", "loss baseline", "loss rel. diff",
+                               "max feature diff", "eigenvector diff", "max grad rel. diff", "same function"], rows))
+        if tr:
+            by = {(r["setup"], r["batch_size"], r["impl"]): r for r in tr}
+            rows = []
+            for (setup, batch, impl), base in sorted(by.items()):
+                if impl != "baseline" or (setup, batch, "graphdiff") not in by:
+                    continue
+                ours = by[(setup, batch, "graphdiff")]
+                net_b = base["ms"]["forward"] + base["ms"]["backward"]
+                net_o = ours["ms"]["forward"] + ours["ms"]["backward"]
+                ratio = base["ms"]["total"] / ours["ms"]["total"]
+                rows.append([setup, str(batch), base["ms"]["total"], ours["ms"]["total"], ratio,
+                             net_b / net_o, base["ms"]["features"] / max(ours["ms"]["features"], 1e-9),
+                             base["peak_mem_mb"] / max(ours["peak_mem_mb"], 1e-9),
+                             "met" if ratio >= 5 else "**not met**"])
+            if rows:
+                out.append("\nSpeed ratio baseline / graphdiff (target: whole training step >= 5x):\n")
+                out.append(_table(["config", "batch", "baseline ms", "graphdiff ms", "step ratio",
+                                   "fwd+bwd ratio", "features ratio", "peak-mem ratio", "5x target"], rows))
+
+    fl = results.get("flops", {}).get("value")
+    if fl:
+        out.append("\n### FLOPs per training step\n")
+        out.append("`torch.utils.flop_counter.FlopCounterMode` over forward + backward (counts matmul-like ops "
+                   "only: mm, addmm, bmm, baddbmm, convolutions; not elementwise ops, softmax, eigh). Achieved = "
+                   "FLOPs / (forward + backward time of the training table at the same batch); peak = best "
+                   f"{_f(peak['size'] if peak else None)}² float32 matmul on this machine"
+                   + (f" = **{_f(peak['gflops'])} GFLOP/s**" if peak else "") + ".\n")
+        rows = []
+        by_tr = {(r["setup"], r["batch_size"], r["impl"]): r for r in (tr or [])}
+        for f in fl:
+            t = by_tr.get((f["setup"], f["batch_size"], f["impl"]))
+            achieved = frac = None
+            if t:
+                achieved = f["gflop_per_step"] / ((t["ms"]["forward"] + t["ms"]["backward"]) / 1000)
+                frac = f"{100 * achieved / peak['gflops']:.1f} %" if peak else None
+            rows.append([f["setup"], f["impl"], str(f["batch_size"]), f["gflop_per_step"], f["gflop_per_graph"],
+                         achieved, frac])
+        out.append(_table(["config", "impl", "batch", "GFLOP/step", "GFLOP/graph", "achieved GFLOP/s",
+                           "of matmul peak"], rows))
+
+    sa = results.get("sampling", {}).get("value")
+    if sa:
+        out.append("\n### Sampling (DiGress, untrained weights — speed only)\n")
+        out.append("One batch holding all graphs, node counts drawn from the dataset; a strided chain uses the exact "
+                   "skip-step posterior, so a step costs the same whatever the stride. *Extrapolated* chains are "
+                   "s/step x steps from a shorter measured chain.\n")
+        rows = []
+        for r in sa:
+            for c in r["chains"]:
+                rows.append([r["setup"], f"{r['num_graphs']} (n ≤ {r['max_nodes']})", f"{c['steps']} of T={r['T']}",
+                             c["s_per_step"], c["chain_s"], c["graphs_per_s"],
+                             "measured" if c["measured"] else f"extrapolated from {r['measure_steps']} steps"])
+        out.append(_table(["config", "graphs", "steps", "s/step", "chain s", "graphs/s", "how"], rows))
+        for r in sa:
+            chains = {c["steps"]: c for c in r["chains"]}
+            if r["T"] in chains and 50 in chains:
+                ratio = chains[r["T"]]["chain_s"] / chains[50]["chain_s"]
+                out.append(f"\n{r['setup']}: 50 strided steps vs the full {r['T']}-step chain: "
+                           f"**{ratio:.1f}x** faster (the step count ratio is {r['T'] / 50:.0f}).")
+
+    gd = results.get("gdss", {}).get("value")
+    if gd:
+        out.append("\n### GDSS (ScoreSDEProcess + GDSSScoreModel, published sizes, untrained)\n")
+        rows = []
+        for r in gd:
+            t = r["train"]
+            rows.append([r["setup"], str(t["batch_size"]), str(t["params"]), t["ms_total"], t["graphs_per_s"],
+                         t["ms_forward"], t["ms_backward"], t["peak_mem_mb"]])
+        out.append(_table(["config", "batch", "params", "ms/step", "graphs/s", "loss ms", "backward ms",
+                           "peak RSS Δ MiB"], rows))
+        rows = []
+        for r in gd:
+            s = r["sampler"]
+            for c in r["chains"]:
+                rows.append([r["setup"], f"{s['predictor']}+{s['corrector']}", str(r["num_samples"]),
+                             str(c["steps"]), c["s_per_step"], c["chain_s"], c["graphs_per_s"],
+                             "measured" if c["measured"] else f"extrapolated from {r['measure_steps']} steps"])
+        out.append("\nSampling (one batch; a PC step calls the score network twice):\n")
+        out.append(_table(["config", "sampler", "graphs", "steps", "s/step", "chain s", "graphs/s", "how"], rows))
+
+    me = results.get("metrics", {}).get("value")
+    if me:
+        out.append("\n### Metrics\n")
+        rows = []
+        p = me.get("planar")
+        if p:
+            vals = ", ".join(f"{k} {_f(v)}" for k, v in p["values"].items())
+            rows.append(["planar, SPECTRE protocol: degree, clustering, orbit, spectral, wavelet MMD² + V.U.N.",
+                         f"{p['num_generated']} vs {p['num_reference']} (train {p['num_train']})", p["seconds"],
+                         vals])
+        q = me.get("qm9")
+        if q:
+            vals = ", ".join(f"{k} {_f(v)}" for k, v in q["values"].items())
+            rows.append(["QM9 validity, uniqueness, FCD (first call: includes the reference's ChemNet statistics)",
+                         f"{q['num_samples']} test SMILES vs {q['num_reference']} val", q["seconds_first"], vals])
+            rows.append(["QM9, same evaluator again (reference statistics cached)",
+                         f"{q['num_samples']} vs {q['num_reference']}", q["seconds_cached_reference"], ""])
+        out.append(_table(["evaluation", "sets", "seconds", "values"], rows))
+
+    pr = results.get("profile", {}).get("value")
+    if isinstance(pr, list):
+        pr = pr[0] if pr else None
+    if pr:
+        out.append("\n### Where the time goes\n")
+        out.append(f"`torch.profiler`, one planar training step (batch {pr['batch_size']}, after a warm-up step), "
+                   f"operators by self {pr['clock']} time; total self time {pr['total_self_ms']:.0f} ms.\n")
+        out.append(_table(["operator", "self ms", "share", "calls"],
+                          [[f"`{o['name']}`", o["self_ms"], f"{100 * o['share']:.1f} %", str(o["calls"])]
+                           for o in pr["ops"]]))
+    return "\n".join(out) + "\n"

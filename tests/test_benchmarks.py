@@ -1,0 +1,76 @@
+"""The benchmark baseline computes the same function as graphdiff's transformer (no timing here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+baseline_transformer = pytest.importorskip("benchmarks.baseline_transformer")
+from benchmarks import report, setups  # noqa: E402
+from graphdiff.diffusion import cross_entropy_loss  # noqa: E402
+from graphdiff.models import GraphTransformerDenoiser  # noqa: E402
+from graphdiff.types import DenseGraph  # noqa: E402
+
+SIZES = {
+    "n_layers": 2,
+    "hidden_mlp_dims": {"X": 16, "E": 8, "y": 16},
+    "hidden_dims": {"dx": 16, "de": 8, "dy": 8, "n_head": 4, "dim_ffX": 32, "dim_ffE": 16, "dim_ffy": 32},
+}
+
+
+def _random_batch(B: int = 3, n: int = 7, dx: int = 3, de: int = 3, seed: int = 0) -> DenseGraph:
+    gen = torch.Generator().manual_seed(seed)
+    counts = torch.tensor([n, n - 2, 4])[:B]
+    mask = torch.arange(n).unsqueeze(0) < counts.unsqueeze(1)
+    nodes = torch.randint(0, dx, (B, n), generator=gen)
+    edges = torch.randint(0, de, (B, n, n), generator=gen)
+    edges = torch.triu(edges, 1)
+    edges = edges + edges.transpose(1, 2)
+    X = torch.nn.functional.one_hot(nodes, dx).float()
+    E = torch.nn.functional.one_hot(edges, de).float()
+    return DenseGraph(X, E, torch.zeros(B, 0), mask).mask()
+
+
+def test_baseline_matches_graphdiff_loss_and_gradients():
+    torch.manual_seed(0)
+    model = GraphTransformerDenoiser((3, 3, 0), (3, 3, 0), extra_features="all", max_nodes=7, **SIZES).eval()
+    base = baseline_transformer.baseline_like(model).eval()
+    baseline_transformer.copy_weights(model, base)
+    clean = _random_batch()
+    noisy = _random_batch(seed=1)
+    t = torch.tensor([0.1, 0.5, 0.9])
+
+    # Extra features: equal except the eigenvectors, which are only defined up to a rotation where this random
+    # graph's Laplacian has a repeated eigenvalue (columns 4-5 of X); the networks then get the same features.
+    extra_g = setups.split_forward(model, noisy, t)[0]()
+    extra_b = setups.split_forward(base, noisy, t)[0]()
+    torch.testing.assert_close(extra_g.X[..., :4], extra_b.X[..., :4])
+    torch.testing.assert_close(extra_g.y, extra_b.y)
+
+    losses, grads = [], []
+    for m in (model, base):
+        _, network = setups.split_forward(m, noisy, t)
+        extra = extra_g
+        loss = cross_entropy_loss(network(extra), clean)["loss"]
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(m.network.mlp_in_E[0].weight.grad.clone())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    # split_forward is the denoiser's forward
+    features, network = setups.split_forward(model, noisy, t)
+    torch.testing.assert_close(network(features()).E, model(noisy, t).E)
+
+
+def test_replace_between_keeps_the_hand_written_text():
+    doc = "# P\nintro\n<!-- results:start -->\nold\n<!-- results:end -->\n## Changes and their effect\nkeep\n"
+    new = report.replace_between(doc, report.RESULTS_START, report.RESULTS_END, "new table")
+    assert "new table" in new and "old" not in new
+    assert new.endswith("## Changes and their effect\nkeep\n") and new.startswith("# P\nintro\n")

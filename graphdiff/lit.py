@@ -102,7 +102,8 @@ class DiscreteDiffusionModel(GenerativeModel):
         lr, weight_decay, amsgrad: AdamW settings (DiGress: 2e-4, 1e-12, amsgrad).
         warmup_steps: linear learning-rate warm-up.
         lr_schedule: ``constant`` or ``cosine`` decay to 0 over the trainer's total steps after warm-up.
-        eval_every_n_epochs: sample and compute metrics at the end of validation when the training epoch count is a multiple of this (0 = never).
+        eval_every_n_epochs: sample and compute metrics at the end of validation when the number of training
+            epochs is a multiple of this (0 = never).
         eval_samples: graphs sampled for validation metrics.
         eval_metrics: metric names computed during validation (default: all MMDs and validity metrics for
             graphs; validity, relaxed validity, uniqueness and novelty for molecules). Test computes all.

@@ -75,7 +75,8 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
             "dx": 256, "de": 64, "dy": 64, "n_head": 8, "dim_ffX": 256, "dim_ffE": 64, "dim_ffy": _REFERENCE_DIM_FFY,
         },
     },
-    # cvignac/DiGress configs/experiment/qm9_no_h.yaml: n_layers 9 (qm9_with_h.yaml uses 7: configs/discrete/qm9_h.yaml overrides it), the rest from
+    # cvignac/DiGress configs/experiment/qm9_no_h.yaml: n_layers 9 (qm9_with_h.yaml has 7, set in
+    # configs/discrete/qm9_h.yaml), the rest from
     # configs/model/discrete.yaml (config dim_ffy: 128, unused by the reference).
     "qm9": {
         "n_layers": 9,

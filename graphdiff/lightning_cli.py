@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,9 @@ def run_lightning(argv: list[str]) -> GraphDiffCLI:
         with os.fdopen(fd, "w") as f:
             yaml.safe_dump(config, f)
         argv = [argv[0], "--config", tmp, *argv[1:]]
-    saved_argv = sys.argv
-    sys.argv = sys.argv[:1]  # the arguments come from `argv`; keeps Lightning from warning about both
+    # `graphdiff fit ...` passes its own arguments as `args`; Lightning warns when sys.argv holds them too.
+    # (sys.argv itself must stay: DDP re-launches the command from it.)
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     try:
         return GraphDiffCLI(
             GenerativeModel,
@@ -117,7 +118,6 @@ def run_lightning(argv: list[str]) -> GraphDiffCLI:
             raise
         raise cause from None
     finally:
-        sys.argv = saved_argv
         if tmp:
             os.unlink(tmp)
 

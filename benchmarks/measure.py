@@ -432,8 +432,53 @@ def profile(setup: str, batch_size: int, device: str = "cpu", top: int = 15) -> 
                      "share": self_time(e) / total if total else 0.0} for e in rows]}
 
 
+def saved_activations(setup: str, batch_size: int, top: int = 8) -> dict[str, Any]:
+    """MiB of tensors autograd keeps for the backward pass of one training forward, by module (layer indices merged).
+
+    Counted with ``torch.autograd.graph.saved_tensors_hooks``, each storage once: deterministic, unlike RSS, and
+    fast at a small batch (it scales linearly with the batch). Recomputed activations are not kept, so they do not
+    count.
+    """
+    import collections
+
+    s = setups.digress_setup(setup)
+    model = _model(s, "graphdiff").train()
+    batch = setups.train_batch(s.dataset, batch_size, "cpu")
+    features, loss_of = _loss_pieces(s, model, batch, "cpu")
+    extra = features()
+    seen: dict[int, int] = {}
+    stack = ["(top level)"]
+    by_module: collections.Counter[str] = collections.Counter()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen[storage.data_ptr()] = storage.nbytes()
+            name = ".".join("#" if part.isdigit() else part for part in stack[-1].split("."))
+            by_module[name] += storage.nbytes()
+        return t
+
+    def enter(name: str):
+        def hook(module: torch.nn.Module, args: Any) -> None:
+            stack.append(name)
+        return hook
+
+    def leave(module: torch.nn.Module, args: Any, output: Any) -> None:
+        stack.pop()
+
+    hooks = []
+    for name, module in model.named_modules():
+        hooks += [module.register_forward_pre_hook(enter(name)), module.register_forward_hook(leave)]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss_of(extra)
+    for h in hooks:
+        h.remove()
+    return {"setup": setup, "batch_size": batch_size, "saved_mb": sum(seen.values()) / 2**20,
+            "by_module_mb": {k: v / 2**20 for k, v in by_module.most_common(top)}}
+
+
 FUNCTIONS = {f.__name__: f for f in (matmul_peak, training, flops, equivalence, sampling, gdss, metrics_planar,
-                                      metrics_qm9, profile)}
+                                      metrics_qm9, profile, saved_activations)}
 
 
 def main(argv: list[str]) -> None:

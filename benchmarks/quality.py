@@ -98,14 +98,27 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: in
             "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
-def render(rows: list[dict[str, Any]], command: str) -> str:
-    m = report.machine_info("cpu")
-    lines = [f"* **Run**: `{command}` on {m['date']}; {m['cpu']}, {m['cores']} cores, torch {m['torch']}.", ""]
-    lines.append("| dataset | model | budget | optimiser steps | samples (steps) | metrics | published |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+#: Every quality row ever measured here, keyed by dataset, model and budget, so that runs with different budgets
+#: (or datasets) made by separate commands end up in one table; a rerun replaces its own rows.
+RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
+
+
+def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``previous`` with the rows of ``new`` replacing those of the same dataset, model and budget."""
+    def key(row: dict[str, Any]) -> tuple[Any, ...]:
+        return row["name"], row.get("model"), float(row["minutes"])
+
+    merged = {key(r): r for r in previous}
+    merged.update({key(r): r for r in new})
+    return sorted(merged.values(), key=lambda r: (r["name"], float(r["minutes"])))
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = ["| dataset | model | budget | optimiser steps | samples (steps) | metrics | published | run |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['name']} | – | {r['minutes']} min | – | – | failed: {r['error']} | – |")
+            lines.append(f"| {r['name']} | – | {r['minutes']} min | – | – | failed: {r['error']} | – | {_run(r)} |")
             continue
         metrics = ", ".join(f"{k} {100 * v:.1f}" if k in ("validity", "relaxed_validity", "uniqueness", "novelty",
                                                          "valid", "unique", "novel", "unique_novel", "vun")
@@ -113,10 +126,16 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
         published = ", ".join(f"{k} {v}" for k, v in PUBLISHED.get(r["name"], {}).items()) or "–"
         lines.append(f"| {r['name']} | {r['model']} | {r['minutes']} min ({r['train_s']:.0f} s) | {r['steps']} "
                      f"({r['epochs']} epochs) | {r['samples']} ({r['sample_steps'] or 'T'}, {r['sample_s']:.0f} s) | "
-                     f"{metrics} | {published} |")
+                     f"{metrics} | {published} | {_run(r)} |")
+    runs = sorted({(r.get("command", "?"), r.get("machine", "?")) for r in rows})
     lines.append("\nFractions in percent; MMDs squared (graph datasets use their protocol: SPECTRE for comm20, "
-                 "GDSS for community_small / ego_small).")
+                 "GDSS for community_small / ego_small). Runs:\n")
+    lines += [f"* `{command}` — {machine}" for command, machine in runs]
     return "\n".join(lines) + "\n"
+
+
+def _run(row: dict[str, Any]) -> str:
+    return str(row.get("date", "?"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setups.ensure_data_env()
     names = list(args.datasets) + (["gdss_qm9"] if args.gdss else [])
+    command = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
+    m = report.machine_info("cpu")
+    machine = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}"
     rows = []
     for name in names:
         dataset = name.removeprefix("gdss_")
@@ -143,11 +165,15 @@ def main(argv: list[str] | None = None) -> int:
                                      args.published_sizes)
         except Exception as exc:  # noqa: BLE001 — report and go on with the other datasets
             row = {"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        row.update(command=command.strip(), machine=machine, date=report.machine_info("cpu")["date"])
         print(json.dumps(row), flush=True)
         rows.append(row)
-    command = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
-    report.update_document(Path(args.doc), report.QUALITY_START, report.QUALITY_END, render(rows, command.strip()))
-    print(f"wrote {args.doc}")
+        # Saved after every dataset: a long run cut short keeps what it measured.
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+        merged = merge_rows(previous, [row])
+        report.atomic_write_text(RESULTS, json.dumps(merged, indent=1))
+        report.update_document(Path(args.doc), report.QUALITY_START, report.QUALITY_END, render(merged))
+    print(f"wrote {args.doc} and {RESULTS}")
     return 0 if all("error" not in r for r in rows) else 1
 
 

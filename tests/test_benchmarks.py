@@ -74,3 +74,19 @@ def test_replace_between_keeps_the_hand_written_text():
     new = report.replace_between(doc, report.RESULTS_START, report.RESULTS_END, "new table")
     assert "new table" in new and "old" not in new
     assert new.endswith("## Changes and their effect\nkeep\n") and new.startswith("# P\nintro\n")
+
+
+def test_quality_rows_accumulate_across_runs():
+    from benchmarks import quality
+
+    def row(name: str, minutes: float, value: float) -> dict:
+        return {"name": name, "model": "small", "minutes": minutes, "train_s": 60.0 * minutes, "steps": 10,
+                "epochs": 1, "samples": 5, "sample_steps": None, "sample_s": 1.0, "eval_s": 1.0,
+                "metrics": {"validity": value}, "command": f"run {minutes}", "machine": "m", "date": "d"}
+
+    first = quality.merge_rows([], [row("qm9", 30, 0.5), row("comm20", 30, 0.1)])
+    later = quality.merge_rows(first, [row("qm9", 120, 0.9), row("qm9", 30, 0.6)])  # a rerun replaces its row
+    assert [(r["name"], r["minutes"], r["metrics"]["validity"]) for r in later] == [
+        ("comm20", 30, 0.1), ("qm9", 30, 0.6), ("qm9", 120, 0.9)]
+    table = quality.render(later)
+    assert "validity 60.0" in table and "validity 90.0" in table and "`run 120`" in table

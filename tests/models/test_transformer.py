@@ -19,7 +19,7 @@ from graphdiff.models import (
     build_denoiser,
     transformer_config,
 )
-from graphdiff.models.transformer import _EdgeModulatedScores
+from graphdiff.models.transformer import TransformerLayer, _EdgeModulatedScores, _SoftmaxAggregate
 from graphdiff.types import DenseGraph, one_hot_graph
 from tests.models.test_features import assert_close, random_graphs, well_determined
 
@@ -83,6 +83,54 @@ def test_edge_modulated_scores_gradcheck() -> None:
     expected = (q[:, :, None] * k[:, None]) * (E @ wm.T + bm + 1) + E @ wa.T + ba
     assert_close(_EdgeModulatedScores.apply(*args), expected, atol=1e-12)
     assert torch.autograd.gradcheck(_EdgeModulatedScores.apply, args)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_softmax_aggregate_matches_autograd_softmax(masked: bool) -> None:
+    gen = torch.Generator().manual_seed(1)
+    B, n, C = 3, 4, 5
+    S = torch.randn(B, n, n, C, generator=gen, dtype=torch.float64).requires_grad_()
+    v = torch.randn(B, n, C, generator=gen, dtype=torch.float64).requires_grad_()
+    mask = None
+    if masked:  # graph 0: 3 real nodes, graph 1: all real, graph 2: no real node (every row fully masked)
+        mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.bool).view(B, 1, n, 1)
+    # Brute force: softmax of each (graph, query, channel) over the real keys only, written out per key.
+    weights = S.exp() if mask is None else S.exp() * mask
+    expected = (weights * v.unsqueeze(1)).sum(2) / weights.sum(2).clamp(min=1e-300)
+    got = _SoftmaxAggregate.apply(S, v, mask)
+    real_rows = slice(None) if mask is None else slice(0, 2)  # an empty graph's output is meaningless
+    assert_close(got[real_rows], expected[real_rows], atol=1e-12)
+    assert torch.autograd.gradcheck(lambda s_, v_: _SoftmaxAggregate.apply(s_, v_, mask), (S, v))
+    # Gradients equal those of autograd through the masked softmax the reference uses.
+    reference = (torch.softmax(S if mask is None else S.masked_fill(~mask, torch.finfo(S.dtype).min), 2)
+                 * v.unsqueeze(1)).sum(2)
+    g = torch.randn(B, n, C, generator=gen, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad(got, (S, v), g), torch.autograd.grad(reference, (S, v), g), strict=True):
+        assert_close(a, b, atol=1e-12)
+
+
+def test_edge_recompute_gives_the_same_gradients_with_dropout() -> None:
+    """Recomputing the edge stream in backward replays the same dropout masks: identical loss and gradients."""
+    dims = dict(dx=16, de=8, dy=8, n_head=4, dim_ffX=16, dim_ffE=8, dim_ffy=16, dropout=0.5)
+    torch.manual_seed(0)
+    kept = TransformerLayer(**dims, recompute_edges=False).double().train()
+    recomputed = TransformerLayer(**dims, recompute_edges=True).double().train()
+    recomputed.load_state_dict(kept.state_dict())
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randn(2, 6, 16, generator=gen, dtype=torch.float64)
+    E = torch.randn(2, 6, 6, 8, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 8, generator=gen, dtype=torch.float64)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2], dtype=torch.bool)
+    results = []
+    for layer in (kept, recomputed):
+        torch.manual_seed(7)
+        out = layer(X, E, y, mask)
+        loss = sum((o * torch.linspace(-1, 1, o.shape[-1], dtype=o.dtype)).sum() for o in out)
+        grads = torch.autograd.grad(loss, list(layer.parameters()))
+        results.append((out, grads))
+    for a, b in zip(results[0][0] + results[0][1], results[1][0] + results[1][1], strict=True):
+        assert_close(a, b, atol=1e-12)
+    assert any(bool((p != 0).any()) for p in results[0][1])
 
 
 def naive_attention(att, X: torch.Tensor, E: torch.Tensor, y: torch.Tensor):

@@ -344,7 +344,7 @@ class TransformerLayer(nn.Module):
 
     The edge stream's three dropouts draw their masks with :func:`dropout_mask` (``uniform >= p``, the same
     Bernoulli law as :class:`torch.nn.Dropout`, about twice as fast on a CPU, where ``bernoulli_`` on the
-    ``[B, n, n, de]`` edge tensors was the largest single operator of a planar training step).
+    ``[B, n, n, de]`` edge tensors was the largest single operator in the profile of a planar layer).
     """
 
     def __init__(
@@ -372,7 +372,7 @@ class TransformerLayer(nn.Module):
         self.norm_e1 = nn.LayerNorm(de, eps=layer_norm_eps)
         self.norm_e2 = nn.LayerNorm(de, eps=layer_norm_eps)
         self.ff_x = _feed_forward(dx, dim_ffX, dropout)
-        self.ff_e = _feed_forward(de, dim_ffE, dropout)
+        self.ff_e = _feed_forward(de, dim_ffE, dropout)  # its Dropouts, like drop_e, only carry the rate here
         if update_y:
             self.drop_y = nn.Dropout(dropout)
             self.norm_y1 = nn.LayerNorm(dy, eps=layer_norm_eps)
@@ -465,7 +465,7 @@ class GraphTransformer(nn.Module):
         checkpoint: recompute each layer in the backward pass (activation checkpointing) to save memory.
         recompute_edges: recompute each layer's edge-stream LayerNorms and feed-forward in the backward pass
             (default; see :class:`TransformerLayer`): measured on 2 CPU cores, a planar training step at batch 32
-            needs 2.9 GiB instead of 7.0 GiB, at the price of about 10 % more time for QM9-sized graphs.
+            needs about 3 GiB instead of 7 GiB and is faster; QM9-sized graphs at batch 256-1024 take 7-19 % longer.
     """
 
     def __init__(

@@ -65,7 +65,7 @@ def test_overfit_single_graph_is_sampled_back():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as on one CI worker; the budget is a few minutes of one core
     try:
-        model, process = train(target, steps=3000)
+        model, process = train(target, steps=4000)
     finally:
         torch.set_num_threads(threads)
     counts = torch.full((SAMPLES,), target.number_of_nodes())

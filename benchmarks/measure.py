@@ -483,8 +483,6 @@ FUNCTIONS = {f.__name__: f for f in (matmul_peak, training, flops, equivalence, 
 
 def main(argv: list[str]) -> None:
     name, kwargs = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
-    if kwargs.pop("threads", None):
-        pass
     result = FUNCTIONS[name](**kwargs)
     sys.stdout.write("\n@@RESULT@@" + json.dumps(result) + "\n")
 

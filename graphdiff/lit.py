@@ -52,7 +52,13 @@ class GenerativeModel(pl.LightningModule):
             graphs = _gather_graphs(self, graphs)
         graphs = graphs.subset(range(min(total, len(graphs))))
         self.last_samples = graphs
-        metrics: dict[str, float] = {"num_samples": float(len(graphs))}
+        return self._score_and_log(graphs, stage, prefix=stage, metrics={"num_samples": float(len(graphs))})
+
+    def _score_and_log(self, graphs: GraphList, stage: str, prefix: str,
+                       metrics: dict[str, float] | None = None) -> dict[str, float]:
+        """On rank 0: the dataset's metrics of ``graphs`` against the ``stage`` split, added to ``metrics`` and
+        logged as ``<prefix>/<name>``."""
+        metrics = dict(metrics or {})
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.trainer.is_global_zero and datamodule is not None:
             from graphdiff.evaluation import FAST_MOLECULE_METRICS, evaluate_generated
@@ -63,7 +69,7 @@ class GenerativeModel(pl.LightningModule):
             metrics.update(evaluate_generated(graphs, self.info, datamodule.data, reference_split=stage,
                                               metrics=chosen if stage == "val" else None))
         if self.trainer.is_global_zero:
-            self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items() if _is_number(v)},
+            self.log_dict({f"{prefix}/{k}": float(v) for k, v in metrics.items() if _is_number(v)},
                           rank_zero_only=True, batch_size=1)
         return metrics
 
@@ -230,17 +236,20 @@ class DiscreteDiffusionModel(GenerativeModel):
         warmup, schedule = self.hparams.warmup_steps, self.hparams.lr_schedule
         if warmup == 0 and schedule == "constant":
             return opt
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if schedule == "constant":
-                return 1.0
-            total = max(self.trainer.estimated_stepping_batches - warmup, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self, step, warmup, schedule))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(module: pl.LightningModule, step: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier at optimiser step ``step``: linear warm-up over ``warmup`` steps, then constant
+    (``"constant"``) or a cosine decay to 0 over the module's trainer's remaining steps (``"cosine"``; the trainer
+    is only read then)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    total = max(module.trainer.estimated_stepping_batches - warmup, 1)
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
 
 
 def _is_number(value: Any) -> bool:

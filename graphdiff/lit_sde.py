@@ -11,7 +11,6 @@ sampling-based validation of :class:`~graphdiff.lit.GenerativeModel` work unchan
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, TypedDict
 
 import torch
@@ -20,7 +19,7 @@ from torch import Tensor, nn
 from graphdiff.datasets.info import DatasetInfo
 from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError
-from graphdiff.lit import GenerativeModel, _is_number
+from graphdiff.lit import GenerativeModel, lr_factor
 from graphdiff.models.gdss import GDSSScoreModel
 from graphdiff.sampling import node_mask_from_counts, sample_num_nodes
 from graphdiff.sde.correction import correct_valency
@@ -314,16 +313,8 @@ class ScoreSDEModel(GenerativeModel):
         raw = self.last_samples
         dense = raw.to_dense(range(len(raw)), self.info.num_node_types, self.info.num_edge_types)
         corrected = GraphList.from_dense(self.correct(dense))
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if self.trainer.is_global_zero and datamodule is not None:
-            from graphdiff.evaluation import FAST_MOLECULE_METRICS, evaluate_generated
-
-            chosen = self.hparams.get("eval_metrics") or (FAST_MOLECULE_METRICS if stage == "val" else None)
-            extra = evaluate_generated(corrected, self.info, datamodule.data, reference_split=stage,
-                                       metrics=chosen if stage == "val" else None)
-            self.log_dict({f"{stage}_corrected/{k}": float(v) for k, v in extra.items() if _is_number(v)},
-                          rank_zero_only=True, batch_size=1)
-            metrics.update({f"corrected/{k}": v for k, v in extra.items()})
+        extra = self._score_and_log(corrected, stage, prefix=f"{stage}_corrected")
+        metrics.update({f"corrected/{k}": v for k, v in extra.items()})
         self.last_samples_corrected = corrected
         return metrics
 
@@ -337,13 +328,9 @@ class ScoreSDEModel(GenerativeModel):
             return opt
 
         def factor(step: int) -> float:
-            scale = (step + 1) / warmup if step < warmup else 1.0
-            if schedule == "exponential":
-                return scale * hp.lr_decay ** self.current_epoch  # GDSS: ExponentialLR stepped every epoch
-            if schedule == "constant" or step < warmup:
-                return scale
-            total = max(self.trainer.estimated_stepping_batches - warmup, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
+            if schedule == "exponential":  # GDSS: ExponentialLR stepped every epoch, after the warm-up ramp
+                return lr_factor(self, step, warmup, "constant") * hp.lr_decay ** self.current_epoch
+            return lr_factor(self, step, warmup, schedule)
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

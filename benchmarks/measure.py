@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import resource
@@ -45,11 +46,14 @@ class PeakRSS:
 
     Linux lets a process reset its own high-water mark (``5`` to ``/proc/self/clear_refs``), so loading a
     dataset before the region does not hide the region's peak; elsewhere the ``getrusage`` high-water mark is
-    used, which is a lower bound when the process was bigger before the region.
+    used, which is a lower bound when the process was bigger before the region. Freed heap memory is handed
+    back to the system first (glibc's ``malloc_trim``): otherwise the region can reuse what loading the data
+    freed, and a small model's peak reads as 0.
     """
 
     def __init__(self) -> None:
         gc.collect()
+        _release_free_heap()
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
@@ -66,6 +70,14 @@ class PeakRSS:
         if hwm is None:
             hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         return hwm - self.start
+
+
+def _release_free_heap() -> None:
+    """Return freed ``malloc`` memory to the system (glibc only; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _median(values: list[float]) -> float:

@@ -17,6 +17,7 @@ from benchmarks import report, setups  # noqa: E402
 from graphdiff.diffusion import cross_entropy_loss  # noqa: E402
 from graphdiff.models import GraphTransformerDenoiser  # noqa: E402
 from graphdiff.types import DenseGraph  # noqa: E402
+from tests.conftest import data_file  # noqa: E402
 
 SIZES = {
     "n_layers": 2,
@@ -90,3 +91,16 @@ def test_quality_rows_accumulate_across_runs():
         ("comm20", 30, 0.1), ("qm9", 30, 0.6), ("qm9", 120, 0.9)]
     table = quality.render(later)
     assert "validity 60.0" in table and "validity 90.0" in table and "`run 120`" in table
+
+
+def test_quality_gdss_rows_train_with_the_shipped_published_config(data_root):
+    from benchmarks import quality
+
+    data_file("graphs", "community_small.json.gz")
+    dm, model, size = quality.build("gdss_community_small")
+    config = quality.yaml.safe_load((ROOT / "configs" / "sde" / "community_small.yaml").read_text())
+    init = config["model"]["init_args"]
+    assert size == "GDSS published" and dm.batch_size == config["data"]["batch_size"]
+    assert model.hparams.sampler == init["sampler"] and model.hparams.lr == init["lr"]
+    assert model.hparams.sde_adj == init["sde_adj"] and model.hparams.optimizer == init["optimizer"]
+    assert model.process.sde_adj.N == init["sde_adj"]["num_scales"]

@@ -25,7 +25,7 @@ import yaml
 
 from benchmarks import report, setups
 
-#: Published numbers (percent) to print next to ours.
+#: Published numbers to print next to ours (fractions in percent, MMDs squared).
 PUBLISHED: dict[str, dict[str, str]] = {
     "qm9": {"validity": "99.0 (DiGress)", "uniqueness": "96.2 (DiGress)"},
     "gdss_qm9": {"validity": "95.7 (GDSS, without correction)"},

@@ -8,11 +8,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import io
 import os
-import pickle
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,20 +18,11 @@ from typing import Any
 import networkx as nx
 import torch
 
+from graphdiff.checkpoints import checkpoint_model_class, read_checkpoint
 from graphdiff.errors import GraphdiffError
 from graphdiff.lit import GenerativeModel
 
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file on the CPU, with a one-line error if it is missing or damaged."""
-    path = Path(path)
-    if not path.is_file():
-        raise GraphdiffError(f"{path}: no such checkpoint")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GraphdiffError(f"{path}: not a readable checkpoint (corrupt or truncated: {first})") from None
+__all__ = ["fit", "load_model", "read_checkpoint", "sample_graphs", "sample_molecules"]
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> GenerativeModel:
@@ -47,37 +36,73 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> G
         The model in eval mode (with EMA weights when the run used the EMA callback).
     """
     ckpt = read_checkpoint(path)
-    meta = ckpt.get("graphdiff")
-    if not meta or "model_class" not in meta or "hyper_parameters" not in ckpt:
-        raise GraphdiffError(f"{path}: not a graphdiff checkpoint (no graphdiff metadata)")
-    module_name, _, cls_name = meta["model_class"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), cls_name)
-    except (ImportError, AttributeError):
-        raise GraphdiffError(f"{path}: model class {meta['model_class']} is unknown to this graphdiff") from None
+    cls = checkpoint_model_class(ckpt, path)  # a registered class only: a file never names what gets called
     # Lightning's CLI adds private keys (``_class_path``, ``_instantiator``) to the saved arguments.
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
-    model = cls(**hparams)
-    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    try:
+        model = cls(**hparams)
+    except TypeError as exc:
+        raise GraphdiffError(f"{path}: hyper-parameters do not fit {cls.__qualname__} ({exc})") from None
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise GraphdiffError(f"{path}: holds no weights (no state_dict)")
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not fit
+        last = str(exc).strip().splitlines()[-1][:200]
+        raise GraphdiffError(f"{path}: weights do not fit the model ({last})") from None
     if missing or unexpected:
         raise GraphdiffError(
             f"{path}: weights do not fit the model (missing {len(missing)}, unexpected {len(unexpected)} tensors)"
         )
-    return model.to(device).eval()
+    return model.to(_device(device)).eval()
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """``device`` checked: a one-line error for a malformed or unavailable device."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise GraphdiffError(f"device {device!r}: {first}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GraphdiffError(f"device {device!r}: CUDA is not available on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise GraphdiffError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise GraphdiffError(f"device {device!r}: MPS is not available on this machine; use --device cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise GraphdiffError(f"device {device!r}: unsupported device type; use cpu, cuda or cuda:N")
+    return dev
 
 
 def sample_graphs(model: GenerativeModel, num_samples: int, **kwargs: Any) -> list[nx.Graph]:
     """Sample networkx graphs (node/edge attribute ``type`` = type name). ``kwargs`` as ``model.generate``."""
     from graphdiff.sample_files import graphs_to_networkx
 
-    return graphs_to_networkx(model.generate(num_samples, **kwargs), model.info)
+    return graphs_to_networkx(_generate(model, num_samples, kwargs), model.info)
 
 
 def sample_molecules(model: GenerativeModel, num_samples: int, **kwargs: Any) -> list:
     """Sample RDKit molecules (``None`` where a graph is not a valid molecule)."""
     from graphdiff.sample_files import graphs_to_mols
 
-    return graphs_to_mols(model.generate(num_samples, **kwargs), model.info)
+    if not isinstance(model, GenerativeModel) or model.info.kind != "molecule":
+        what = model.info.name if isinstance(model, GenerativeModel) else type(model).__name__
+        raise GraphdiffError(f"sample_molecules: the model generates graphs ({what}), not molecules; "
+                             "use sample_graphs")
+    return graphs_to_mols(_generate(model, num_samples, kwargs), model.info)
+
+
+def _generate(model: GenerativeModel, num_samples: int, kwargs: dict[str, Any]):
+    """``model.generate`` with the model and the option names checked (a one-line error, not a TypeError)."""
+    if not isinstance(model, GenerativeModel):
+        raise GraphdiffError(f"expected a model from load_model or fit, got {type(model).__name__}")
+    allowed = [p for p in inspect.signature(model.generate).parameters if p != "num_samples"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise GraphdiffError(f"unknown sampling option(s) {', '.join(unknown)}; valid: {', '.join(allowed)}")
+    return model.generate(num_samples, **kwargs)
 
 
 def fit(
@@ -107,27 +132,43 @@ def fit(
         The trained model (EMA weights when enabled); its checkpoint is in ``output_dir/checkpoints/last.ckpt``.
     """
     import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from graphdiff.callbacks import EMA
+    from graphdiff.callbacks import EMA, LastCheckpoint
+    from graphdiff.checkpoints import AtomicCheckpointIO
     from graphdiff.datasets.datamodule import GraphDataModule
-    from graphdiff.lit import DiscreteDiffusionModel
+    from graphdiff.lit import DiscreteDiffusionModel, _count
+    from graphdiff.outputs import check_output_path
 
+    max_epochs = _count("max_epochs", max_epochs, minimum=1)
+    batch_size = _count("batch_size", batch_size, minimum=1)
+    if ema_decay is not None and not (isinstance(ema_decay, float | int) and 0.0 < ema_decay < 1.0):
+        raise GraphdiffError(f"fit: ema_decay={ema_decay!r}: expected a number in (0, 1), or None for no EMA")
     out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise GraphdiffError(f"fit: output_dir {out} is a file; give a folder")
+    check_output_path(out / "checkpoints" / "last.ckpt", option="output_dir")
     path = _dataset_file(data, out, name)
     options = {}
-    if isinstance(data, Sequence) and data and all(isinstance(g, nx.Graph) for g in data):
+    if isinstance(data, Sequence) and not isinstance(data, str) and data and all(isinstance(g, nx.Graph) for g in data):
         if all(all("type" in d for _, d in g.nodes(data=True)) for g in data):
             options["node_attr"] = "type"
         if all(all("type" in d for *_, d in g.edges(data=True)) for g in data):
             options["edge_attr"] = "type"
     datamodule = GraphDataModule(str(path), root=str(out / "data"), batch_size=batch_size, options=options)
-    model = DiscreteDiffusionModel(dataset_info=datamodule.dataset_info, **model_args)
-    callbacks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True)]
+    try:
+        model = DiscreteDiffusionModel(dataset_info=datamodule.dataset_info, **model_args)
+    except TypeError as exc:
+        raise GraphdiffError(f"fit: {exc}") from None
+    callbacks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True), LastCheckpoint()]
     if ema_decay:
         callbacks.append(EMA(decay=ema_decay))
-    trainer = pl.Trainer(max_epochs=max_epochs, devices=devices, default_root_dir=out, callbacks=callbacks,
-                         logger=pl.loggers.CSVLogger(out, name="logs"))
+    try:
+        trainer = pl.Trainer(max_epochs=max_epochs, devices=devices, default_root_dir=out, callbacks=callbacks,
+                             logger=pl.loggers.CSVLogger(out, name="logs"), plugins=[AtomicCheckpointIO()])
+    except (MisconfigurationException, ValueError, TypeError) as exc:
+        raise GraphdiffError(f"fit: {str(exc).strip().splitlines()[0]}") from None
     trainer.fit(model, datamodule)
     return load_model(out / "checkpoints" / "last.ckpt")
 
@@ -136,9 +177,16 @@ def _dataset_file(data: Any, out: Path, name: str) -> Path:
     """The path of ``data`` as a dataset file, writing lists of SMILES / graphs to ``out`` first."""
     from graphdiff.io import atomic_write
 
-    if isinstance(data, (str, os.PathLike)) and Path(data).is_file():
+    if isinstance(data, str | os.PathLike):
+        if Path(data).is_dir():
+            raise GraphdiffError(f"fit: {data} is a directory; give a dataset file, a list of SMILES or of graphs")
+        if not Path(data).is_file():
+            raise GraphdiffError(f"fit: {data}: no such file (give a dataset file, a list of SMILES or of graphs)")
         return Path(data)
-    items = list(data)
+    try:
+        items = list(data)
+    except TypeError:
+        raise GraphdiffError(f"fit: data of type {type(data).__name__} is not a file path or a list") from None
     if not items:
         raise GraphdiffError("fit: no training data given")
     out.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,30 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from graphdiff.errors import GraphdiffError
+from graphdiff.errors import ConfigError, GraphdiffError
+
+#: What each output option accepts.
+SAMPLE_SUFFIXES = (".smi", ".txt", ".sdf", ".npz", ".json", ".graphml")
+IMAGE_SUFFIXES = (".png",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (exit status 2) instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -102,14 +123,14 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 def _sample_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="generate graphs from a checkpoint")
     p.add_argument("--ckpt_path", required=True, help="a checkpoint written by `graphdiff fit`")
-    p.add_argument("--num_samples", type=int, default=64)
+    p.add_argument("--num_samples", type=_positive_int, default=64)
     p.add_argument("--output", required=True,
                    help="output file: .smi/.txt/.sdf (molecules), .npz, .json, .graphml")
-    p.add_argument("--steps", type=int, default=None, help="reverse steps (default: the model's T)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="reverse steps (default: the model's T)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num_nodes", type=int, default=None,
+    p.add_argument("--num_nodes", type=_positive_int, default=None,
                    help="node count of every graph (default: drawn from the training distribution)")
-    p.add_argument("--batch_size", type=int, default=None, help="graphs per sampling batch")
+    p.add_argument("--batch_size", type=_positive_int, default=None, help="graphs per sampling batch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--image", default=None, help="also write a PNG grid of the first samples")
     p.add_argument("--chain", default=None, help="also write a PNG strip of one denoising chain")
@@ -125,7 +146,8 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    help="MMD protocol for graphs (default: the dataset's; spectre for files)")
     p.add_argument("--kind", choices=("planar", "sbm", "tree"), default=None, help="validity test for graphs")
     p.add_argument("--metrics", default=None, help="comma-separated subset of metrics")
-    p.add_argument("--folds", type=int, default=1, help="report mean and std over this many folds of the samples")
+    p.add_argument("--folds", type=_positive_int, default=1,
+                   help="report mean and std over this many folds of the samples")
     p.add_argument("--root", default=None, help="dataset root (default $GRAPHDIFF_ROOT or ./data)")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
 
@@ -133,22 +155,33 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from graphdiff.evaluation import evaluate_files
     from graphdiff.io import write_json
+    from graphdiff.outputs import check_output_path, write_or_rescue
 
+    if args.output:
+        check_output_path(args.output, (".json",), inputs=(args.samples, args.reference, args.train))
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     result = evaluate_files(args.samples, args.reference, train=args.train, protocol=args.protocol,
                             kind=args.kind, metrics=metrics, folds=args.folds, root=args.root)
     print(format_metrics(result))
     if args.output:
-        write_json(args.output, result)
+        write_or_rescue(lambda path: write_json(path, result), args.output, "the metrics")
         print(f"wrote {args.output}")
     return 0
 
 
 def format_metrics(result: dict) -> str:
-    """A two-column table of metric values (``mean ± std`` for fold results)."""
+    """A two-column table of metric values (``mean ± std`` for fold results; ``n/a (why)`` where a metric could not
+    be computed, see :func:`graphdiff.evaluation.explain_undefined`)."""
+    from graphdiff.evaluation import UNDEFINED_KEY
+
+    reasons = result.get(UNDEFINED_KEY, {})
     rows = []
     for key, value in result.items():
-        if isinstance(value, dict) and "mean" in value:
+        if key == UNDEFINED_KEY:
+            continue
+        if key in reasons:
+            text = f"n/a ({reasons[key]})"
+        elif isinstance(value, dict) and "mean" in value:
             text = f"{value['mean']:.6g} ± {value['std']:.2g}"
         elif isinstance(value, float):
             text = f"{value:.6g}"
@@ -161,10 +194,11 @@ def format_metrics(result: dict) -> str:
 def _quickstart_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="train the small default model, sample, evaluate and draw (a few minutes)")
     p.add_argument("--config", default="configs/quickstart.yaml")
-    p.add_argument("--output", default="outputs/quickstart")
-    p.add_argument("--num_samples", type=int, default=40)
-    p.add_argument("--steps", type=int, default=None, help="reverse steps for sampling (default: T)")
-    p.add_argument("--max_epochs", type=int, default=None, help="override the config's trainer.max_epochs")
+    p.add_argument("--output", default="outputs/quickstart", help="folder for the samples, metrics and pictures")
+    p.add_argument("--num_samples", type=_positive_int, default=40)
+    p.add_argument("--steps", type=_positive_int, default=None, help="reverse steps for sampling (default: T)")
+    p.add_argument("--max_epochs", type=_positive_int, default=None,
+                   help="override the config's trainer.max_epochs")
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
@@ -177,7 +211,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphdiff", description="Graph generation with diffusion models.")
+    parser = _Parser(prog="graphdiff", description="Graph generation with diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"Lightning {name} (see `graphdiff {name} --help`)", add_help=False)
@@ -190,14 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_sample(args: argparse.Namespace) -> int:
     from graphdiff.api import load_model
-    from graphdiff.sample_files import write_samples
+    from graphdiff.outputs import check_output_path, same_file, write_or_rescue
+    from graphdiff.sample_files import check_sample_suffix, write_samples
 
+    check_output_path(args.output, SAMPLE_SUFFIXES, inputs=(args.ckpt_path,))
+    for option in ("image", "chain"):
+        path = getattr(args, option)
+        if path is not None:
+            check_output_path(path, IMAGE_SUFFIXES, inputs=(args.ckpt_path,), option=f"--{option}")
+            if same_file(path, args.output):
+                raise ConfigError(f"--{option} {path}: is also the --output file; give another name")
+    if args.image and args.chain and same_file(args.image, args.chain):
+        raise ConfigError(f"--image and --chain are the same file {args.image}; give two names")
     model = load_model(args.ckpt_path, device=args.device)
-    if args.num_samples < 1:
-        raise GraphdiffError(f"--num_samples must be >= 1, got {args.num_samples}")
+    check_sample_suffix(args.output, model.info)
+    model.sampling_plan(args.num_samples, args.steps, args.seed, args.num_nodes, args.batch_size)  # before any work
     graphs = model.generate(args.num_samples, steps=args.steps, seed=args.seed, num_nodes=args.num_nodes,
                             batch_size=args.batch_size, progress=sys.stderr.isatty())
-    counts = write_samples(args.output, graphs, model.info)
+    counts = write_or_rescue(lambda path: write_samples(path, graphs, model.info), args.output,
+                             f"the {len(graphs)} samples")
     msg = f"wrote {counts['written']} graphs to {args.output}"
     if counts["invalid"]:
         msg += f" ({counts['invalid']} invalid molecules written as empty records)"

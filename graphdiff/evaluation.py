@@ -6,8 +6,9 @@ and by ``graphdiff evaluate --reference DATASET[:split]``.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from graphdiff.datasets.info import DatasetInfo
@@ -50,7 +51,7 @@ def evaluate_generated(
     reference_split: str = "test",
     metrics: Iterable[str] | None = None,
     protocol: str | None = None,
-) -> dict[str, float]:
+) -> dict:
     """Metrics of generated ``graphs`` (class indices in ``info``'s vocabularies) against ``dataset``.
 
     Molecules: validity variants, uniqueness, novelty against the training SMILES and, with the reference
@@ -64,26 +65,34 @@ def evaluate_generated(
         reference_split: split to compare with (``val`` during training, ``test`` for the final numbers).
         metrics: restrict to these metric names; default all that apply.
         protocol: override the dataset's MMD protocol (``spectre`` or ``gdss``).
+
+    Returns:
+        ``{metric: value}``; a metric that cannot be computed is ``None``, with the reason under
+        ``result["not_computed"]`` (see :func:`explain_undefined`).
     """
     from graphdiff.metrics.evaluate import evaluate_graphs, evaluate_molecules
     from graphdiff.sample_files import graphs_to_mols, graphs_to_networkx
 
     if info.kind == "molecule":
-        return evaluate_molecules(
-            graphs_to_mols(graphs, info),
+        mols = graphs_to_mols(graphs, info)
+        result = evaluate_molecules(
+            mols,
             train_smiles=dataset.split_smiles("train"),
             test_smiles=dataset.split_smiles(reference_split),
             metrics=metrics,
         )
+        return explain_undefined(result, "molecule", mols)
     default_protocol, kind = protocol_for(dataset.info.name)
-    return evaluate_graphs(
-        graphs_to_networkx(graphs, info),
+    generated = graphs_to_networkx(graphs, info)
+    result = evaluate_graphs(
+        generated,
         reference_graphs(dataset, reference_split),
         train=reference_graphs(dataset, "train"),
         protocol=protocol or default_protocol,
         kind=kind,
         metrics=metrics,
     )
+    return explain_undefined(result, "graph", generated)
 
 
 def read_samples(path: str | os.PathLike) -> tuple[str, list]:
@@ -99,10 +108,12 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
     from graphdiff.graph import triple_to_networkx
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a samples file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() in (".smi", ".txt"):
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = _smiles_text(path)
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines = lines[:-1]
@@ -111,6 +122,21 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
         return "molecule", [line.split()[0] if line.strip() else None for line in lines]
     parsed = read_graph_file(path)
     return "graph", [triple_to_networkx(*t) for t in parsed.triples]
+
+
+def _smiles_text(path: Path) -> str:
+    """The text of a SMILES samples file; binary data is refused rather than decoded with replacement characters."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{path}: binary data (a NUL byte at byte {nul}), not a text file of SMILES")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}), not a file of SMILES") from None
 
 
 def resolve_reference(reference: str, root: str | None = None) -> tuple[GraphDataset | None, str, list | None]:
@@ -152,6 +178,8 @@ def evaluate_files(
     from graphdiff.metrics.evaluate import GraphEvaluator, evaluate_folds
     from graphdiff.metrics.molecules import MoleculeEvaluator
 
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"folds={folds!r}: expected a positive integer")
     sample_kind, generated = read_samples(samples)
     dataset, split, ref_items = resolve_reference(reference, root)
     train_items = read_samples(train)[1] if train else None
@@ -172,6 +200,46 @@ def evaluate_files(
     else:
         evaluator = GraphEvaluator(ref_items, train_items, protocol=protocol or default_protocol,
                                    kind=kind or default_kind, metrics=metrics)
-    if folds > 1:
-        return evaluate_folds(generated, evaluator, n_folds=folds)
-    return evaluator(generated)
+    result = evaluate_folds(generated, evaluator, n_folds=folds) if folds > 1 else evaluator(generated)
+    return explain_undefined(result, sample_kind, generated)
+
+
+#: Key of the metrics dict that says why a metric is ``None``.
+UNDEFINED_KEY = "not_computed"
+
+
+def explain_undefined(result: dict, kind: str, samples: Sequence) -> dict:
+    """Replace metrics that could not be computed (NaN) by ``None`` and say why under :data:`UNDEFINED_KEY`.
+
+    Args:
+        result: ``{metric: value}`` or, for folds, ``{metric: {"mean", "std"}}``.
+        kind: ``"molecule"`` (``samples`` are SMILES or ``None``, or RDKit molecules) or ``"graph"`` (networkx).
+        samples: the generated samples the metrics were computed on.
+    """
+    def undefined(value: object) -> bool:
+        if isinstance(value, dict):
+            return any(undefined(v) for v in value.values())
+        return isinstance(value, float) and not math.isfinite(value)
+
+    bad = [k for k, v in result.items() if undefined(v)]
+    if not bad:
+        return result
+    n = len(samples)
+    if kind == "molecule":
+        from graphdiff.chem import quiet_rdkit
+
+        with quiet_rdkit():
+            from rdkit import Chem
+
+            valid = sum(1 for s in samples if s is not None and (not isinstance(s, str) or Chem.MolFromSmiles(s)))
+        why = (f"no valid molecule among the {n} samples" if valid == 0
+               else f"undefined for these {n} samples ({valid} valid molecules)")
+    else:
+        empty = sum(1 for g in samples if g.number_of_nodes() == 0)
+        edgeless = sum(1 for g in samples if g.number_of_edges() == 0)
+        why = (f"all {n} samples are empty graphs (no nodes)" if empty == n
+               else f"all {n} samples have no edges" if edgeless == n
+               else f"undefined for these {n} samples")
+    out = {k: (None if k in bad else v) for k, v in result.items()}
+    out[UNDEFINED_KEY] = {k: why for k in bad}
+    return out

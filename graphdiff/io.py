@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,17 +17,54 @@ from typing import IO, Any
 
 import torch
 
+#: Temporary files whose name carries no writer (written before graphdiff recorded one) are stale once
+#: untouched for this long.
+UNOWNED_TEMP_AGE_S = 24 * 3600
+
+
+def current_umask() -> int:
+    """The process's file-mode creation mask.
+
+    Read from ``/proc/self/status`` where there is one (Linux), which does not change the mask; elsewhere
+    ``os.umask`` must set it to read it, which briefly races with other threads creating files.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The permission bits ``open(path, "w")`` gives a new file: ``0o666`` less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this machine in temporary file names (PIDs mean nothing on another host)."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file next to ``path`` and move it over ``path`` only if the block succeeds.
 
-    A crash or an exception mid-write leaves any previous ``path`` untouched and no partial file.
+    A crash or an exception mid-write leaves any previous ``path`` untouched and no partial file. The
+    temporary file is ``.<name>.<host>-<pid>.<random>.tmp`` (so :func:`remove_stale_temp_files` can tell
+    whether its writer is gone after a kill), and ``path`` gets the permissions a plain ``open()`` would
+    give it (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    owner = f"{_host_tag()}-{os.getpid()}"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{owner}.", suffix=".tmp")
     try:
+        os.chmod(tmp, new_file_mode())
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
@@ -35,11 +76,71 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Ite
         raise
 
 
+def remove_stale_temp_files(path: str | os.PathLike) -> int:
+    """Delete the temporary files that killed :func:`atomic_write` calls left next to ``path``.
+
+    A file ``.<name>.<host>-<pid>.<random>.tmp`` is removed when it was written on this machine by a
+    process that no longer exists; a file of a live process (this one included), or of another machine,
+    is kept unless untouched for :data:`UNOWNED_TEMP_AGE_S`, as are files that name no writer.
+
+    Returns:
+        The number of files removed.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:([0-9a-f]{{8}})-(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return 0
+    host, removed = _host_tag(), 0
+    for tmp in candidates:
+        match = pattern.fullmatch(tmp.name)
+        if match is None:
+            continue
+        tag, pid = match.groups()
+        try:
+            if tag == host:
+                stale = not _process_exists(int(pid))
+            else:
+                stale = time.time() - tmp.stat().st_mtime > UNOWNED_TEMP_AGE_S
+            if stale:
+                tmp.unlink()
+                removed += 1
+        except OSError:  # gone already, or not ours to delete
+            continue
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    """True if a process ``pid`` exists on this machine (zombies included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented, strictly valid JSON, atomically: NaN and infinities become ``null``
+    (``json`` would write bare ``NaN``, which other parsers reject)."""
     with atomic_write(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
+        json.dump(finite_or_none(obj), f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every non-finite float (in nested dicts, lists and tuples) replaced by ``None``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    return obj
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -17,6 +19,28 @@ from graphdiff.models.base import denoiser_for_dataset
 from graphdiff.sampling import sample_many, sample_num_nodes
 from graphdiff.types import DenseGraph, one_hot_graph
 
+_MODELS: dict[str, type[GenerativeModel]] = {}
+
+
+def register_model(cls: type[GenerativeModel]) -> type[GenerativeModel]:
+    """Class decorator: allow checkpoints and stored configurations to rebuild ``cls``.
+
+    A checkpoint names its model class; graphdiff builds only registered classes from it (its own families, and
+    subclasses a user registers explicitly), never an arbitrary importable callable.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+        raise TypeError(f"register_model expects a GenerativeModel subclass, got {cls!r}")
+    _MODELS[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    _MODELS[cls.__qualname__] = cls
+    return cls
+
+
+def registered_models() -> dict[str, type[GenerativeModel]]:
+    """Registered model classes by qualified and bare class name (graphdiff's families are always included)."""
+    import graphdiff.lit_sde  # noqa: F401  (registers ScoreSDEModel)
+
+    return dict(_MODELS)
+
 
 class GenerativeModel(pl.LightningModule):
     """Base of graphdiff's model families: built from a dataset info, can ``generate`` graphs.
@@ -27,10 +51,87 @@ class GenerativeModel(pl.LightningModule):
 
     info: DatasetInfo
 
+    #: hyper-parameters that fix the network's shapes or the noise process: a checkpoint cannot be resumed,
+    #: tested or sampled with other values (subclasses extend this).
+    structural_hparams: tuple[str, ...] = ()
+    #: optimiser settings whose saved state cannot follow a change (refused when resuming ``fit``).
+    optimizer_state_hparams: tuple[str, ...] = ("amsgrad",)
+    #: keys of the ``model`` (network) settings that may change on a checkpoint: they do not change the weights.
+    runtime_network_keys: tuple[str, ...] = ("dropout", "checkpoint", "recompute_edges")
+
     def generate(self, num_samples: int, steps: int | None = None, seed: int | None = None,
                  num_nodes: int | torch.Tensor | None = None, batch_size: int | None = None,
                  progress: bool = False):
         raise NotImplementedError
+
+    def max_sample_steps(self) -> int | None:
+        """The largest ``steps`` the sampler accepts (``None``: any number)."""
+        return None
+
+    _POSITIVE_INTS = ("T", "eval_samples", "sample_batch_size")
+    _NON_NEGATIVE_INTS = ("eval_every_n_epochs", "test_samples", "warmup_steps")
+    _POSITIVE_NUMBERS = ("lr",)
+    _NON_NEGATIVE_NUMBERS = ("weight_decay", "lambda_edge", "lambda_adj")
+
+    def check_hparams(self) -> None:
+        """Refuse out-of-range settings at construction (one line each), before any training or sampling."""
+        hp = self.hparams
+        for key in self._POSITIVE_INTS + self._NON_NEGATIVE_INTS:
+            if key in hp:
+                _count(f"model.{key}", hp[key], minimum=1 if key in self._POSITIVE_INTS else 0)
+        for key in self._POSITIVE_NUMBERS + self._NON_NEGATIVE_NUMBERS:
+            value = hp.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
+                    value <= 0 if key in self._POSITIVE_NUMBERS else value < 0):
+                bound = "> 0" if key in self._POSITIVE_NUMBERS else ">= 0"
+                raise ConfigError(f"model.{key}={value!r}: expected a number {bound}")
+        if hp.get("sample_steps") is not None:
+            steps = _count("model.sample_steps", hp["sample_steps"], minimum=1)
+            top = self.max_sample_steps()
+            if top is not None and steps > top:
+                raise ConfigError(f"model.sample_steps={steps} exceeds T={top}")
+
+    def sampling_plan(self, num_samples: int, steps: int | None = None, seed: int | None = None,
+                      num_nodes: int | Sequence[int] | torch.Tensor | None = None,
+                      batch_size: int | None = None) -> tuple[torch.Tensor, int | None, int]:
+        """Check :meth:`generate`'s arguments before any work and draw the node counts.
+
+        Returns:
+            ``(counts [num_samples] long, steps or None, batch size)``.
+
+        Raises:
+            ConfigError: one line naming the argument, its value and what is allowed.
+        """
+        num_samples = _count("num_samples", num_samples, minimum=1)
+        steps = _count("steps", steps, minimum=1) if steps is not None else self.hparams.get("sample_steps")
+        top = self.max_sample_steps()
+        if steps is not None and top is not None and steps > top:
+            raise ConfigError(f"steps={steps} exceeds the model's T={top}; use 1..{top} reverse steps")
+        if seed is not None:
+            seed = _count("seed", seed, minimum=None)
+        batch_size = _count("batch_size", batch_size if batch_size is not None else self.hparams.sample_batch_size,
+                            minimum=1)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        if num_nodes is None:
+            counts = sample_num_nodes(self.node_count_dist.cpu(), num_samples, gen)
+        else:
+            try:
+                counts = torch.as_tensor(num_nodes)
+            except (TypeError, ValueError, RuntimeError):
+                raise ConfigError(f"num_nodes={num_nodes!r}: expected an integer or {num_samples} integers") from None
+            if counts.is_floating_point() or counts.dtype == torch.bool or counts.dim() > 1 or (
+                    counts.dim() == 1 and counts.numel() != num_samples):
+                raise ConfigError(f"num_nodes: expected an integer or {num_samples} integers (one per sample), "
+                                  f"got {tuple(counts.shape)} values of type {counts.dtype}")
+            counts = counts.long().expand(num_samples).clone()
+        if int(counts.min()) < 1:
+            raise ConfigError(f"num_nodes must be >= 1, got {int(counts.min())}")
+        if int(counts.max()) > self.info.max_nodes:
+            raise ConfigError(f"num_nodes {int(counts.max())} exceeds the model's maximum of "
+                              f"{self.info.max_nodes} nodes (the largest training graph)")
+        return counts, steps, batch_size
 
     # ------------------------------------------------------------------ sampling-based evaluation
     def on_validation_epoch_end(self) -> None:
@@ -89,7 +190,29 @@ class GenerativeModel(pl.LightningModule):
         if getattr(self, "cli_config", None) is not None:
             meta["config"] = self.cli_config
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make this run's optimiser settings win over the ones saved in a resumed checkpoint.
 
+        Lightning restores the optimiser state (learning rate and weight decay included) after this hook, from the
+        same dict: rewriting its parameter groups here is what makes ``fit --ckpt_path C --model.lr X`` train at
+        ``X``. (The learning-rate schedule itself is a function of the current hyper-parameters.)
+        """
+        lr, decay = self.hparams.get("lr"), self.hparams.get("weight_decay")
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                if lr is not None and group.get("initial_lr"):  # keep the schedule's current factor
+                    group["lr"] = float(lr) * group["lr"] / group["initial_lr"]
+                    group["initial_lr"] = float(lr)
+                elif lr is not None:
+                    group["lr"] = float(lr)
+                if decay is not None and "weight_decay" in group:
+                    group["weight_decay"] = float(decay)
+        for sched in checkpoint.get("lr_schedulers", []):
+            if lr is not None and "base_lrs" in sched:
+                sched["base_lrs"] = [float(lr)] * len(sched["base_lrs"])
+
+
+@register_model
 class DiscreteDiffusionModel(GenerativeModel):
     """DiGress: a graph transformer trained to denoise categorical node and edge noise.
 
@@ -101,8 +224,8 @@ class DiscreteDiffusionModel(GenerativeModel):
         schedule_options: extra arguments of the schedule (e.g. ``{"betas": [...]}`` for ``custom``).
         transition: ``marginal`` (DiGress default), ``uniform`` or ``absorbing``.
         lambda_edge: weight of the edge cross-entropy (DiGress: 5).
-        model: denoiser settings: ``denoiser`` (default ``"graph_transformer"``; a registered name or an
-            importable ``"package.module.Class"``, see :func:`~graphdiff.models.base.denoiser_for_dataset`) and
+        model: denoiser settings: ``denoiser`` (default ``"graph_transformer"``; a registered name, or the class
+            path of a registered class, see :func:`~graphdiff.models.base.denoiser_class`) and
             its arguments, for the transformer ``preset``, ``n_layers``, ``hidden_mlp_dims``, ``hidden_dims``,
             ``extra_features``, ``dropout``.
         lr, weight_decay, amsgrad: AdamW settings (DiGress: 2e-4, 1e-12, amsgrad).
@@ -117,6 +240,8 @@ class DiscreteDiffusionModel(GenerativeModel):
         sample_steps: reverse steps used for evaluation samples (default ``T``).
         sample_batch_size: graphs per sampling batch.
     """
+
+    structural_hparams = ("T", "schedule", "schedule_options", "transition", "model")
 
     def __init__(
         self,
@@ -149,6 +274,7 @@ class DiscreteDiffusionModel(GenerativeModel):
         )
         self.denoiser = denoiser_for_dataset(self.info, **(model or {}))
         self.register_buffer("node_count_dist", self.info.node_count_distribution(), persistent=False)
+        self.check_hparams()
 
     # ------------------------------------------------------------------ training
     def forward(self, noisy: DenseGraph, t: torch.Tensor) -> DenseGraph:
@@ -205,27 +331,17 @@ class DiscreteDiffusionModel(GenerativeModel):
                 training distribution.
             batch_size: graphs per batch (default ``sample_batch_size``).
         """
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        if num_nodes is None:
-            counts = sample_num_nodes(self.node_count_dist.cpu(), num_samples, gen)
-        else:
-            counts = torch.as_tensor(num_nodes, dtype=torch.long).expand(num_samples).clone()
-        if counts.min() < 1:
-            raise ConfigError(f"num_nodes must be >= 1, got {int(counts.min())}")
-        if int(counts.max()) > self.info.max_nodes:
-            raise ConfigError(f"num_nodes {int(counts.max())} exceeds the model's maximum of "
-                              f"{self.info.max_nodes} nodes (the largest training graph)")
+        counts, steps, batch_size = self.sampling_plan(num_samples, steps, seed, num_nodes, batch_size)
         was_training = self.training
         self.eval()
         try:
-            return sample_many(
-                self.denoiser, self.process, counts,
-                batch_size=batch_size or self.hparams.sample_batch_size,
-                steps=steps or self.hparams.sample_steps,
-                seed=seed, progress=progress,
-            )
+            return sample_many(self.denoiser, self.process, counts, batch_size=batch_size, steps=steps, seed=seed,
+                               progress=progress)
         finally:
             self.train(was_training)
+
+    def max_sample_steps(self) -> int:
+        return self.process.T
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
@@ -250,6 +366,16 @@ def lr_factor(module: pl.LightningModule, step: int, warmup: int, schedule: str)
         return 1.0
     total = max(module.trainer.estimated_stepping_batches - warmup, 1)
     return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
+
+
+def _count(name: str, value: Any, minimum: int | None) -> int:
+    """``value`` as an int (bools, floats and text refused) that is at least ``minimum``."""
+    if isinstance(value, bool) or isinstance(value, float) or not hasattr(value, "__index__"):
+        raise ConfigError(f"{name}={value!r}: expected an integer")
+    value = operator.index(value)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={value}: must be >= {minimum}")
+    return value
 
 
 def _is_number(value: Any) -> bool:

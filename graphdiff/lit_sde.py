@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from graphdiff.datasets.info import DatasetInfo
 from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError
-from graphdiff.lit import GenerativeModel, lr_factor
+from graphdiff.lit import GenerativeModel, lr_factor, register_model
 from graphdiff.models.gdss import GDSSScoreModel
-from graphdiff.sampling import node_mask_from_counts, sample_num_nodes
+from graphdiff.sampling import node_mask_from_counts
 from graphdiff.sde.correction import correct_valency
 from graphdiff.sde.process import BOND_ORDERS, GraphEncoding, ScoreSDEProcess
 from graphdiff.sde.samplers import SamplerSettings
@@ -108,6 +108,7 @@ class TransformerScoreNetwork(nn.Module):
         return mask_nodes(out.X, flags), mask_adj(out_adj, flags)
 
 
+@register_model
 class ScoreSDEModel(GenerativeModel):
     """GDSS (Jo et al., 2022): score networks for node features and adjacency trained by denoising score matching.
 
@@ -147,6 +148,9 @@ class ScoreSDEModel(GenerativeModel):
         eval_every_n_epochs, eval_samples, eval_metrics, test_samples, sample_batch_size: as
             :class:`~graphdiff.lit.DiscreteDiffusionModel`.
     """
+
+    structural_hparams = ("sde_x", "sde_adj", "node_features", "max_feat_num", "edge_values", "network", "model")
+    optimizer_state_hparams = ("amsgrad", "optimizer")
 
     def __init__(
         self,
@@ -206,6 +210,7 @@ class ScoreSDEModel(GenerativeModel):
             raise ConfigError(f"network must be 'gdss' or 'transformer', got {network!r}")
         self.register_buffer("node_count_dist", info.node_count_distribution(), persistent=False)
         self._uncorrected = False
+        self.check_hparams()
 
     # ------------------------------------------------------------------ training
     def forward(self, x: Tensor, adj: Tensor, flags: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -254,26 +259,14 @@ class ScoreSDEModel(GenerativeModel):
             progress: show a progress bar over batches.
             valency_correction: override the model's ``valency_correction`` setting.
         """
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        if num_nodes is None:
-            counts = sample_num_nodes(self.node_count_dist.cpu(), num_samples, gen)
-        else:
-            counts = torch.as_tensor(num_nodes, dtype=torch.long).expand(num_samples).clone()
-        if counts.min() < 1:
-            raise ConfigError(f"num_nodes must be >= 1, got {int(counts.min())}")
-        if int(counts.max()) > self.info.max_nodes:
-            raise ConfigError(f"num_nodes {int(counts.max())} exceeds the model's maximum of "
-                              f"{self.info.max_nodes} nodes (the largest training graph)")
-        steps = steps or self.hparams.sample_steps
-        if steps is not None and steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {steps}")
+        counts, steps, batch_size = self.sampling_plan(num_samples, steps, seed, num_nodes, batch_size)
         settings = _sampler(self.hparams.sampler, steps)
         correct = self.hparams.valency_correction if valency_correction is None else valency_correction
         correct = correct and not self._uncorrected
         device = self.device
         chain_gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
         order = torch.argsort(counts, descending=True, stable=True)
-        chunks = list(order.split(batch_size or self.hparams.sample_batch_size))
+        chunks = list(order.split(batch_size))
         if progress:
             from tqdm.auto import tqdm
 

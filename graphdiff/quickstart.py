@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
+
 from graphdiff.errors import ConfigError
 from graphdiff.io import write_json
+from graphdiff.outputs import check_output_path
 
 
 def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int | None = None,
@@ -27,7 +30,14 @@ def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int |
 
     if not Path(config).is_file():
         raise ConfigError(f"{config}: no such config file (run from the repository root or pass --config)")
+    if num_samples < 1:
+        raise ConfigError(f"num_samples={num_samples}: must be >= 1")
+    _check_steps(config, steps)
     out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {out}: is a file; give a folder for the quickstart's results")
+    for name in ("samples.json", "metrics.json", "samples.png", "chain.png"):  # before the training, not after
+        check_output_path(out / name, option="--output")
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     argv = ["fit", "--config", config, "--trainer.default_root_dir", str(out)]
@@ -42,9 +52,25 @@ def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int |
     samples = out / ("samples.smi" if model.info.kind == "molecule" else "samples.json")
     write_samples(samples, graphs, model.info)
     metrics = evaluate_generated(graphs, model.info, cli.datamodule.data, reference_split="test")
-    metrics = {k: float(v) for k, v in metrics.items()}
     write_json(out / "metrics.json", {"checkpoint": ckpt, "num_samples": num_samples, "fit_seconds": fit_seconds,
                                       "total_seconds": time.time() - start, "metrics": metrics})
     draw_samples(graphs, model.info, out / "samples.png")
     draw_chain(model, out / "chain.png", seed=0, steps=steps)
     return metrics
+
+
+def _check_steps(config: str, steps: int | None) -> None:
+    """Refuse, before training, ``steps`` outside ``1..T`` of a discrete-diffusion config."""
+    if steps is None:
+        return
+    if steps < 1:
+        raise ConfigError(f"steps={steps}: must be >= 1")
+    try:
+        blob = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config}: not a readable YAML config ({str(exc).splitlines()[0]})") from None
+    model = blob.get("model") if isinstance(blob, dict) else None
+    args = model.get("init_args", {}) if isinstance(model, dict) else {}
+    T = args.get("T") if isinstance(args, dict) else None
+    if isinstance(T, int) and steps > T and str(model.get("class_path", "")).endswith("DiscreteDiffusionModel"):
+        raise ConfigError(f"steps={steps} exceeds the config's T={T}; use 1..{T} reverse steps")

@@ -55,6 +55,21 @@ def graphs_to_networkx(graphs: GraphList, info: DatasetInfo) -> list[nx.Graph]:
     return [triple_to_networkx(x, ei, et, info.node_types, info.edge_types, "type", "type") for x, ei, et in graphs]
 
 
+def check_sample_suffix(path: str | os.PathLike, info: DatasetInfo) -> None:
+    """Refuse, before sampling, an output type :func:`write_samples` cannot write for ``info``'s kind of data.
+
+    Raises:
+        ConfigError: an unknown suffix, or a molecule format for graphs.
+    """
+    suffix = _suffix(Path(path))
+    if suffix not in MOLECULE_SUFFIXES + GRAPH_SUFFIXES:
+        raise ConfigError(f"{path}: unknown output type {suffix or '(none)'}; use one of "
+                          f"{', '.join(MOLECULE_SUFFIXES + GRAPH_SUFFIXES)}")
+    if suffix in MOLECULE_SUFFIXES and info.kind != "molecule":
+        raise ConfigError(f"{path}: {suffix} holds molecules but the model generates graphs ({info.name}); "
+                          f"use one of {', '.join(GRAPH_SUFFIXES)}")
+
+
 def write_samples(path: str | os.PathLike, graphs: GraphList, info: DatasetInfo) -> dict[str, int]:
     """Write ``graphs`` to ``path`` in the format its suffix names.
 
@@ -62,6 +77,7 @@ def write_samples(path: str | os.PathLike, graphs: GraphList, info: DatasetInfo)
         ``{"written": N, "invalid": K}`` (``invalid`` counts molecules RDKit rejected).
     """
     path = Path(path)
+    check_sample_suffix(path, info)
     suffix = _suffix(path)
     if suffix in MOLECULE_SUFFIXES:
         mols = graphs_to_mols(graphs, info)
@@ -104,11 +120,6 @@ def write_samples(path: str | os.PathLike, graphs: GraphList, info: DatasetInfo)
         writer.dump(buffer)
         with atomic_write(path, "wb") as f:
             f.write(buffer.getvalue())
-    else:
-        raise ConfigError(
-            f"{path}: unknown output type {suffix or '(none)'}; use one of "
-            f"{', '.join(MOLECULE_SUFFIXES + GRAPH_SUFFIXES)}"
-        )
     return {"written": len(graphs), "invalid": 0}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from graphdiff.datasets.info import DatasetInfo
-from graphdiff.datasets.registry import GraphDataset
+from graphdiff.datasets.registry import GraphDataset, dataset_root
 from graphdiff.datasets.sources import default_root
 from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError
@@ -45,21 +47,40 @@ class DenseCollater:
 SMILES_SUFFIXES = (".smi", ".smi.gz", ".smiles", ".smiles.gz", ".txt", ".txt.gz", ".csv", ".csv.gz")
 
 
-def open_dataset(name: str, root: str | os.PathLike | None = None, **options: Any) -> GraphDataset:
+def open_dataset(name: str, /, root: str | os.PathLike | None = None, **options: Any) -> GraphDataset:
     """Load a dataset by registry name, or a graph / SMILES file by path.
 
     Files ending in ``.smi``, ``.txt``, ``.csv`` or ``.csv.gz`` are read as molecules; ``.json``,
-    ``.json.gz``, ``.npz``, ``.graphml``, ``.pkl`` as graphs.
+    ``.json.gz``, ``.npz``, ``.graphml``, ``.pkl`` as graphs. ``name`` is positional only, so a file's
+    ``name=`` option reaches its loader.
+
+    Raises:
+        ConfigError: ``name`` is not a string or path, or an option the loader does not have (the message
+            lists the valid ones).
     """
     from graphdiff.datasets import graph_files, molecules
     from graphdiff.datasets.registry import load_dataset
 
+    if not isinstance(name, str | os.PathLike):
+        raise ConfigError(f"dataset {name!r}: expected a registered name or a file path")
+    name = os.fspath(name)
     if _looks_like_path(name):
         path = Path(name)
-        if path.name.lower().endswith(SMILES_SUFFIXES):
-            return molecules.load_smiles_file(path, root=root, **options)
-        return graph_files.load_graph_file(path, root=root, **options)
+        is_smiles = path.name.lower().endswith(SMILES_SUFFIXES)
+        loader = molecules.load_smiles_file if is_smiles else graph_files.load_graph_file
+        valid = [p for p in inspect.signature(loader).parameters if p not in ("path", "root")]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown option(s) {', '.join(unknown)} for a {'SMILES' if is_smiles else 'graph'} file; "
+                f"valid: {', '.join(sorted(valid))}"
+            )
+        return loader(path, root=root, **options)
     return load_dataset(name, root=root, **options)
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
 
 
 def _looks_like_path(name: str) -> bool:
@@ -78,6 +99,10 @@ class GraphDataModule(pl.LightningDataModule):
         eval_batch_size: graphs per validation/test batch (default: ``batch_size``).
         num_workers: DataLoader worker processes.
         options: dataset options, e.g. ``{"max_nodes": 40}`` or ``{"column": "smiles"}``.
+
+    Raises:
+        ConfigError: at construction, for no data, a batch size or ``eval_batch_size`` below 1, a negative
+            ``num_workers``, options that are not a mapping, or a root that is a file.
     """
 
     def __init__(
@@ -94,6 +119,18 @@ class GraphDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         if dataset is None and path is None:
             raise ConfigError("no data: give data.dataset (a registered name or a file) or data.path (a file)")
+        counts = [("batch_size", batch_size, 1), ("num_workers", num_workers, 0)]
+        if eval_batch_size is not None:
+            counts.append(("eval_batch_size", eval_batch_size, 1))
+        for key, value, minimum in counts:
+            if not _is_int(value, minimum):
+                raise ConfigError(f"data.{key}={value!r}: expected an integer >= {minimum}")
+        for key, value in (("dataset", dataset), ("path", path)):
+            if value is not None and not isinstance(value, str | os.PathLike):
+                raise ConfigError(f"data.{key}={value!r}: expected a dataset name or a file path")
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"data.options={options!r}: expected a mapping of dataset options such as max_nodes")
+        dataset_root(root)  # a root that is a file fails here, not at the first batch
         self.dataset_name = path if path is not None else dataset
         self.root = root
         self.batch_size = batch_size

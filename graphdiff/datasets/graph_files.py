@@ -3,10 +3,11 @@
 Registered datasets (GDSS, Jo et al. 2022): ``community_small``, ``ego_small``, ``grid``, ``enzymes``.
 graphdiff reads them as ``<name>.json.gz`` — a JSON list of ``{"num_nodes": n, "edges": [[u, v], ...]}``
 — from ``<root>/<name>/raw/`` or ``$GRAPHDIFF_DATA_DIR/graphs/``. Without such a copy it downloads the
-canonical pickled NetworkX list from the GDSS repository (``data/<file>.pkl``) and reads that, with the
-restricted unpickler below. The split is GDSS's: ``test`` = the first ``int(0.2 * G)`` graphs of the
-file, ``train`` = the rest. GDSS has no validation set and evaluates on ``test``; graphdiff's ``val`` is
-therefore the ``test`` indices unless ``val_fraction > 0`` carves it from the end of ``train``.
+canonical pickled NetworkX list from the GDSS repository (``data/<file>.pkl`` at the commit
+:data:`~graphdiff.datasets.sources.GDSS_COMMIT`, checked against its SHA-256) and reads that, with the
+restricted unpickler below. The split is GDSS's: ``test`` = the first ``int(0.2 * G)`` graphs of the file,
+``train`` = the rest. GDSS has no validation set and evaluates on ``test``; graphdiff's ``val`` is therefore the
+``test`` indices unless ``val_fraction > 0`` carves it from the end of ``train``.
 
 User files (:func:`load_graph_file`): JSON (``.json``/``.json.gz``), NumPy archives of adjacency
 matrices (``.npz``), GraphML (``.graphml``, ``.graphml.gz``, ``.xml``) and pickled lists of NetworkX
@@ -16,12 +17,16 @@ graphs (``.pkl``/``.pickle``, optionally ``.gz``); :func:`from_pyg` takes a PyG 
 
 from __future__ import annotations
 
+import builtins
+import collections
+import copyreg
 import gzip
 import hashlib
 import io
 import json
 import os
 import pickle
+import struct
 import warnings
 import xml.etree.ElementTree as ElementTree
 import zipfile
@@ -32,16 +37,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
+import networkx.classes.coreviews as nx_coreviews
+import networkx.classes.filters as nx_filters
+import networkx.classes.function as nx_function
+import networkx.classes.reportviews as nx_reportviews
 import numpy as np
 import torch
 from torch import Tensor
 
-from graphdiff.datasets.registry import BuildContext, BuiltDataset, GraphDataset, build_or_load, register
-from graphdiff.datasets.sources import RawFile, default_root, resolve
+from graphdiff.datasets.registry import (
+    BuildContext,
+    BuiltDataset,
+    GraphDataset,
+    build_or_load,
+    check_dataset_name,
+    check_options,
+    dataset_root,
+    register,
+    user_dataset_location,
+)
+from graphdiff.datasets.sources import GDSS_DATA_URL, RawFile, resolve
 from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.graph import Triple, collect_vocab, data_to_triple, networkx_to_triple, normalize_edges
 from graphdiff.io import file_sha256
+
+try:  # NumPy >= 2 keeps the pickle helpers in numpy._core
+    from numpy._core import multiarray as _np_multiarray
+    from numpy._core import numeric as _np_numeric
+except ImportError:  # NumPy 1
+    from numpy.core import multiarray as _np_multiarray
+    from numpy.core import numeric as _np_numeric
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -49,7 +75,6 @@ if TYPE_CHECKING:
 UNLABELLED_NODES = ["node"]
 UNLABELLED_EDGES = ["none", "edge"]
 GRAPH_SUFFIXES = (".json", ".json.gz", ".npz", ".graphml", ".graphml.gz", ".xml", ".pkl", ".pickle", ".pkl.gz")
-GDSS_DATA_URL = "https://github.com/harryjo97/GDSS/raw/master/data/"
 
 
 # ---------------------------------------------------------------------------------------------- parsed files
@@ -307,33 +332,93 @@ def _read_graphml(path: Path) -> list[nx.Graph]:
     return graphs
 
 
-class _GraphUnpickler(pickle.Unpickler):
-    """An unpickler that only builds NetworkX graphs, NumPy arrays/scalars and builtin containers.
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    """``_codecs.encode`` as pickle protocols 0-2 call it to rebuild ``bytes``; any codec but Latin-1 is refused.
 
-    Unpickling can run arbitrary code; this allow-list refuses every other global, so a hostile
-    file fails with a :class:`~graphdiff.errors.DataError` instead of running.
+    Args:
+        text: the bytes as a Latin-1 string.
+        encoding: must be ``"latin1"`` (what ``pickle`` writes).
+
+    Raises:
+        pickle.UnpicklingError: another encoding or a non-string argument.
+    """
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing to call _codecs.encode with {type(text).__name__}, {encoding!r}")
+    return text.encode("latin-1")
+
+
+def _unpickling_globals() -> dict[tuple[str, str], Any]:
+    """The exact ``(module, name)`` pairs a graph pickle may name, and the objects they resolve to.
+
+    * classes that only store what they are given: builtin containers and scalars, ``collections.OrderedDict`` /
+      ``defaultdict``, the four NetworkX graph classes, the read-only views of ``networkx.classes.coreviews`` and
+      ``reportviews`` (graphs carry them in ``__dict__``: NetworkX 3 caches ``G.nodes``/``G.adj``/... there, and the
+      subgraph views GDSS's ``ENZYMES.pkl`` holds keep ``FilterAtlas``/``FilterAdjacency``) and the
+      ``filters.show_nodes`` predicate of those views;
+    * two NetworkX functions such views hold: ``filters.no_filter`` (returns ``True``) and ``function.frozen``
+      (raises);
+    * NumPy's ``dtype``, ``ndarray`` and array / scalar rebuilders (``_reconstruct``, ``scalar``, ``_frombuffer``),
+      under NumPy 1's ``numpy.core`` and NumPy 2's ``numpy._core`` names;
+    * for protocols 0-2: the Python 2 names of the builtins (``__builtin__``), ``copyreg._reconstructor`` (it
+      only calls ``__new__``/``__init__`` of classes that are themselves in this table) and ``_codecs.encode``,
+      replaced by :func:`_latin1_bytes`.
+    """
+    builtin_names = ("dict", "list", "set", "frozenset", "tuple", "int", "float", "complex", "str", "bytes",
+                     "bytearray", "bool", "object", "slice", "range")
+    table: dict[tuple[str, str], Any] = {
+        (module, name): getattr(builtins, name) for module in ("builtins", "__builtin__") for name in builtin_names
+    }
+    views = [getattr(m, n) for m in (nx_coreviews, nx_reportviews) for n in m.__all__]
+    networkx_objects = [nx.Graph, nx.DiGraph, nx.MultiGraph, nx.MultiDiGraph, nx_filters.show_nodes,
+                        nx_filters.no_filter, nx_function.frozen, *(v for v in views if isinstance(v, type))]
+    table.update({(obj.__module__, obj.__qualname__): obj for obj in networkx_objects})
+    table.update({("collections", "OrderedDict"): collections.OrderedDict,
+                  ("collections", "defaultdict"): collections.defaultdict,
+                  ("copyreg", "_reconstructor"): copyreg._reconstructor,
+                  ("copy_reg", "_reconstructor"): copyreg._reconstructor,
+                  ("_codecs", "encode"): _latin1_bytes,
+                  ("numpy", "dtype"): np.dtype,
+                  ("numpy", "ndarray"): np.ndarray})
+    for core in ("numpy.core", "numpy._core"):
+        table[f"{core}.multiarray", "_reconstruct"] = _np_multiarray._reconstruct
+        table[f"{core}.multiarray", "scalar"] = _np_multiarray.scalar
+        table[f"{core}.numeric", "_frombuffer"] = _np_numeric._frombuffer
+    return table
+
+
+_UNPICKLING_GLOBALS = _unpickling_globals()
+_UNPICKLING_GLOBAL_IDS = frozenset(id(obj) for obj in _UNPICKLING_GLOBALS.values())
+
+
+class _GraphUnpickler(pickle._Unpickler):
+    """An unpickler that only builds NetworkX graphs (and their views), NumPy arrays/scalars and builtin containers.
+
+    Unpickling calls whatever globals a file names. This one resolves only the exact ``(module, name)`` pairs of
+    :func:`_unpickling_globals` -- never a dotted name (protocol 4 would walk attributes from it), never by
+    importing -- and refuses a ``BUILD`` whose target is one of those shared globals (it would set attributes of,
+    say, ``networkx.Graph`` for the whole process). It extends the pure-Python unpickler: the C one has no hook at
+    ``BUILD``. A refusal raises :class:`pickle.UnpicklingError` with a message starting ``refusing``.
     """
 
-    _BUILTINS = frozenset(
-        ("dict", "list", "set", "frozenset", "tuple", "int", "float", "complex", "str", "bytes", "bytearray",
-         "bool", "object", "slice", "range")
-    )
-    _OTHERS = frozenset(
-        {("collections", "OrderedDict"), ("collections", "defaultdict"), ("copyreg", "_reconstructor"),
-         ("numpy", "dtype"), ("numpy", "ndarray")}
-        | {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
-        | {(m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")}
-    )
-
     def find_class(self, module: str, name: str) -> Any:
-        allowed = (
-            (module == "builtins" and name in self._BUILTINS)
-            or (module, name) in self._OTHERS
-            or (module.startswith("networkx.classes.") and not name.startswith("_"))
-        )
-        if not allowed:
+        """The allowed global ``module.name``.
+
+        Raises:
+            pickle.UnpicklingError: ``(module, name)`` is not in the table.
+        """
+        obj = _UNPICKLING_GLOBALS.get((module, name))
+        if obj is None:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+        return obj
+
+    def load_build(self) -> None:
+        """The ``BUILD`` opcode, refused when it would set the state of an allowed global itself."""
+        target = self.stack[-2]
+        if id(target) in _UNPICKLING_GLOBAL_IDS:
+            raise pickle.UnpicklingError(f"refusing to set attributes of {getattr(target, '__qualname__', target)}")
+        super().load_build()
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
 
 
 def _read_pickle(path: Path) -> list[nx.Graph]:
@@ -347,7 +432,8 @@ def _read_pickle(path: Path) -> list[nx.Graph]:
                 f"{path}: {exc}: graphdiff only unpickles NetworkX graphs, NumPy arrays and builtin containers"
             ) from None
         raise DataError(f"{path}: corrupt pickle ({exc})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError) as exc:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, RecursionError,
+            struct.error, nx.NetworkXException) as exc:
         raise DataError(f"{path}: corrupt or truncated pickle ({type(exc).__name__}: {exc})") from None
     graphs = [obj] if isinstance(obj, nx.Graph) else obj
     if not isinstance(graphs, list | tuple):
@@ -406,18 +492,27 @@ def load_graph_file(
 
     Args:
         path: the graph file.
-        name: dataset name, the cache folder under ``root`` (default: the file name without suffixes).
+        name: dataset name and cache folder ``<root>/<name>`` (not a registered dataset's name); default: the
+            file name without suffixes, cached in ``<root>/files/<stem>-<hash of the path>``
+            (:func:`~graphdiff.datasets.registry.user_dataset_location`).
         max_nodes: drop larger graphs (with a warning; counted in ``info.skipped``).
         split: train / val / test fractions, summing to 1.
         split_seed: seed of the random split (see :func:`fraction_split`).
         root: dataset root (default ``$GRAPHDIFF_ROOT`` or ``./data``).
         node_attr, edge_attr: GraphML / pickle attributes holding categorical classes.
         rebuild: process again even if a valid cache exists.
+
+    Raises:
+        DataError: a missing or unreadable file (see :func:`read_graph_file`).
+        ConfigError: an option of the wrong type or range, a registered dataset's ``name``, an unusable root.
     """
     path = Path(path)
+    check_options(str(path), {"max_nodes": max_nodes, "split_seed": split_seed, "node_attr": node_attr,
+                              "edge_attr": edge_attr, "rebuild": rebuild})
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    name = name or _stem(path)
+    root = dataset_root(root)
+    name, directory = user_dataset_location(root, path, _stem(path), name)
     fractions = _fractions(split)
     options = {
         "file": str(path.resolve()),
@@ -433,8 +528,7 @@ def load_graph_file(
         source = {"file": str(path.resolve()), "sha256": file_sha256(path), "format": _format(path)}
         return _assemble(str(path), parsed, source, max_nodes, fractions, split_seed)
 
-    root = Path(root) if root is not None else default_root()
-    return build_or_load(name, "graph", builder, root, options, rebuild)
+    return build_or_load(name, "graph", builder, root, options, rebuild, directory)
 
 
 def from_pyg(
@@ -458,13 +552,15 @@ def from_pyg(
 
     Args:
         dataset: the graphs.
-        name: dataset name (cache folder).
+        name: dataset name and cache folder ``<root>/<name>`` (not a registered dataset's name).
         root, max_nodes, split, split_seed, rebuild: as :func:`load_graph_file`.
         num_node_types: ``dx`` (default: ``len(node_types)``, else the one-hot width or largest class + 1).
         num_edge_types: ``de`` including "no edge" (default: ``len(edge_types)``, else inferred).
         node_types: names of the node classes (default ``"0", "1", ...`` or ``["node"]``).
         edge_types: names of the edge classes, ``"none"`` first.
     """
+    check_dataset_name(name)
+    check_options(name, {"max_nodes": max_nodes, "split_seed": split_seed, "rebuild": rebuild})
     if num_node_types is None and node_types is not None:
         num_node_types = len(node_types)
     if num_edge_types is None and edge_types is not None:
@@ -501,8 +597,7 @@ def from_pyg(
         source = {"pyg": type(dataset).__name__, "content_sha256": digest}
         return _assemble(name, parsed, source, max_nodes, fractions, split_seed)
 
-    root = Path(root) if root is not None else default_root()
-    return build_or_load(name, "graph", builder, root, options, rebuild)
+    return build_or_load(name, "graph", builder, dataset_root(root), options, rebuild)
 
 
 def _assemble(
@@ -528,8 +623,6 @@ def _assemble(
 
 
 def _filter(where: str, triples: list[Triple], max_nodes: int | None) -> tuple[list[Triple], dict[str, Any]]:
-    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1):
-        raise ConfigError(f"max_nodes={max_nodes!r}: expected a positive integer")
     reasons: dict[str, list[int]] = {"no_nodes": [], "too_many_nodes": []}
     kept = []
     for k, t in enumerate(triples):
@@ -624,6 +717,7 @@ class GdssSet:
     json_name: str
     json_sha256: str
     pickle_name: str
+    pickle_sha256: str
     description: str
 
 
@@ -632,24 +726,28 @@ GDSS_SETS: dict[str, GdssSet] = {
         "community_small.json.gz",
         "615bebe8d062a5307c59110980d0b362d3ef7795d2d9a19c1bdd4a389d12cbe1",
         "community_small.pkl",
+        "ee0390de8ca9855e40b3a81cf0a84bfd0114a9a42ace369eb08a925e4d988157",
         "GDSS community-small: 100 graphs of two communities, 12-20 nodes",
     ),
     "ego_small": GdssSet(
         "ego_small.json.gz",
         "27f3cb5bf27ab0be0d37ed4e9cd8bd2b758aac3fbf08ade625c9f2778d425a38",
         "ego_small.pkl",
+        "eb1af8c3094929748a67b75c4f33ad364c1361d711c0fe14fa8c4d1681918dba",
         "GDSS ego-small: 200 one-hop ego graphs of Citeseer, 4-17 nodes",
     ),
     "grid": GdssSet(
         "grid.json.gz",
         "575643e21cc6e7d3cb426f645ac20895304a8d01f011cc50e9d1983ff245ee77",
         "grid.pkl",
+        "1c533398435301faaa1282993e1738069cafcc5e7662b284a3dba23cee680104",
         "GDSS grid: 100 2-D grid graphs, 110-361 nodes",
     ),
     "enzymes": GdssSet(
         "enzymes.json.gz",
         "c410143a78d132fbecdc0b2dc59d0dc46c8bf1d4bdac4121fcb2ffef3bc82f91",
         "ENZYMES.pkl",
+        "d1fb37bd6322be1e7ee5e324672003b2b24b9b2e496d047a42e8f5a404cde110",
         "GDSS ENZYMES: 587 protein graphs (TU data set), 10-125 nodes",
     ),
 }
@@ -685,7 +783,7 @@ def _gdss_file(name: str, root: Path) -> tuple[Path, dict[str, Any]]:
         pass
     url = GDSS_DATA_URL + spec.pickle_name
     try:
-        return resolve(name, RawFile(spec.pickle_name, url, None, "graphs"), root), {"origin": url}
+        return resolve(name, RawFile(spec.pickle_name, url, spec.pickle_sha256, "graphs"), root), {"origin": url}
     except DataError as exc:
         raise DataError(
             f"{name}: neither {spec.json_name} nor {spec.pickle_name} is available "

@@ -25,18 +25,22 @@ their number (``0`` = in this process).
 from __future__ import annotations
 
 import csv
+import ctypes
 import gzip
-import hashlib
 import io
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +51,17 @@ from rdkit import Chem
 from rdkit.Chem import BondType
 
 from graphdiff.chem import AtomType, AtomVocabulary, BondVocabulary, atom_key, quiet_rdkit
-from graphdiff.datasets.registry import BuildContext, BuiltDataset, GraphDataset, build_or_load, register
-from graphdiff.datasets.sources import DATA_DIR_ENV, RawFile, default_root, resolve
+from graphdiff.datasets.registry import (
+    BuildContext,
+    BuiltDataset,
+    GraphDataset,
+    build_or_load,
+    check_options,
+    dataset_root,
+    register,
+    user_dataset_location,
+)
+from graphdiff.datasets.sources import GDSS_DATA_URL, ContentPin, RawFile, resolve
 from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import file_sha256
@@ -70,6 +83,7 @@ MAX_REPORTED_LINES = 5
 PARALLEL_MIN_ROWS = 50_000
 _CHUNK_ROWS = 20_000
 WORKERS_ENV = "GRAPHDIFF_NUM_WORKERS"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 SMILES_LINE_SUFFIXES = (".smi", ".smiles", ".txt")
 SMILES_CSV_SUFFIXES = (".csv",)
@@ -523,16 +537,77 @@ def _num_workers(rows: int) -> int:
 
 
 def _run_tasks(tasks: list[_ChunkTask], workers: int) -> list[_Chunk]:
+    """Parse the chunks, in ``workers`` forked processes when there are several chunks.
+
+    No worker outlives the parse: on any exception (Ctrl-C, and SIGTERM, see :func:`_sigterm_raises`) the
+    pool is shut down without waiting for queued chunks, and on Linux each worker is also sent SIGTERM when
+    this process dies, even by SIGKILL (:func:`_init_worker`).
+    """
     if workers <= 0 or len(tasks) <= 1:
         return [_parse_chunk(t) for t in tasks]
     try:
         # fork: workers start at once and need not re-import the caller's script.
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-            return list(pool.map(_parse_chunk, tasks))
+        with _sigterm_raises():
+            pool = ProcessPoolExecutor(
+                max_workers=min(workers, len(tasks)), mp_context=context, initializer=_init_worker,
+                initargs=(os.getpid(),),
+            )
+            try:
+                chunks = list(pool.map(_parse_chunk, tasks))
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
+            return chunks
     except (BrokenProcessPool, OSError, ValueError) as exc:
         log.warning("parallel SMILES parsing failed (%s); parsing in this process", exc)
         return [_parse_chunk(t) for t in tasks]
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while :func:`_sigterm_raises` was in force."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` for the block, so the code inside can stop its workers.
+
+    Only where SIGTERM would otherwise kill the process outright (its default action) and only in the main
+    thread (the one Python signal handlers run in). After the block the previous handler is back, and a
+    SIGTERM that arrived is delivered again to this process, which then ends as it would have.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _init_worker(parent: int) -> None:
+    """Worker process set-up: die with the parse's process ``parent`` rather than be orphaned.
+
+    SIGTERM gets its default action back (the fork copied the parent's handler). On Linux,
+    ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` has the kernel send SIGTERM to this worker when its parent dies;
+    a parent that died before the call is caught by the ``getppid`` check after it.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _concat_chunks(chunks: list[_Chunk]) -> ParsedMolecules:
@@ -629,13 +704,22 @@ def _concat_parsed(parts: Sequence[ParsedMolecules]) -> ParsedMolecules:
 #: that occur in the SMILES (N+ 582 atoms, O- 411, C- 97, N- 74).
 QM9_ATOMS = ["C", "C-", "N", "N+", "N-", "O", "O-", "F"]
 QM9_PACK = RawFile("qm9.csv.gz", url=None, sha256=None, subdir="qm9")
-#: MoleculeNet / DeepChem's QM9 table (columns ``mol_id, smiles, ...``); no checksum is published.
-QM9_DEEPCHEM = RawFile(
-    "qm9.csv", url="https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/qm9.csv", sha256=None, subdir="qm9"
+#: QM9 as ``qm9.csv``, in one of two layouts told apart by the header. MoleculeNet / DeepChem's table
+#: (``mol_id,smiles,...``) has no published checksum, so graphdiff never downloads it: it is read when placed
+#: locally. The download is MoFlow's table as the GDSS repository holds it (``,SMILES1,SMILES2,A,B,...``: an
+#: unnamed first column with the 0-based row number = GDB index - 1; ``SMILES1`` is the column GDSS reads),
+#: at the pinned GDSS commit and checked against its git blob id.
+QM9_CSV = RawFile(
+    "qm9.csv", GDSS_DATA_URL + "qm9.csv", subdir="qm9", git_blob="98f5b0dc8a21e938977fe5dbe829986c17c2c09f"
 )
-#: The 3,054 molecules that failed the QM9 consistency check (Ramakrishnan et al.), as DiGress uses it.
+#: The 3,054 molecules that failed the QM9 consistency check (Ramakrishnan et al.), as DiGress uses it. No
+#: checksum of the file is published, so its download is pinned by what it parses to: the SHA-256 of its sorted
+#: GDB indices (:func:`graphdiff.datasets.sources.content_sha256`), which are the 3,054 of 1..133,885 missing
+#: from the 130,831-molecule ``qm9pack`` table.
 QM9_UNCHARACTERIZED = RawFile(
-    "uncharacterized.txt", url="https://ndownloader.figshare.com/files/3195404", sha256=None, subdir="qm9"
+    "uncharacterized.txt", url="https://ndownloader.figshare.com/files/3195404", subdir="qm9",
+    content=ContentPin(lambda path: sorted(_read_uncharacterized(path)),
+                       "ba70374c21dbc8a32e19ef74a9882ba5dc16c9d3eec3c8aa93631a90221e9777", "sorted GDB indices"),
 )
 QM9_FULL_SIZE = 130_831
 QM9_TRAIN_SIZE = 100_000
@@ -657,13 +741,13 @@ def qm9_split(num_graphs: int, seed: int = 42) -> dict[str, np.ndarray]:
 
 
 def _resolve_qm9(ctx: BuildContext) -> tuple[Path, list[Path]]:
-    """The QM9 table to read: a local ``qm9.csv.gz`` (``Index,SMILES,...``) or DeepChem's ``qm9.csv``."""
+    """The QM9 table to read: a local ``qm9.csv.gz`` (``Index,SMILES,...``), else ``qm9.csv`` (see :data:`QM9_CSV`)."""
     try:
         return resolve(ctx.name, QM9_PACK, ctx.root, download=False), []
     except DataError:
         pass
     try:
-        return resolve(ctx.name, QM9_DEEPCHEM, ctx.root), []
+        return resolve(ctx.name, QM9_CSV, ctx.root), []
     except DataError as exc:
         raise DataError(f"{exc} (or a qm9.csv.gz with columns Index,SMILES)") from None
 
@@ -674,13 +758,15 @@ def _build_qm9(ctx: BuildContext, explicit_h: bool) -> BuiltDataset:
     header = _csv_header(path)
     extra: list[Path] = []
     skipped: dict[str, Any] = {}
-    if "mol_id" in header:  # DeepChem layout: drop the uncharacterized molecules as DiGress does
-        records = read_smiles_records(path, column="smiles", id_column="mol_id", limit=opts["limit"])
+    if "mol_id" in header or "SMILES1" in header:  # DeepChem / MoFlow: drop the uncharacterized as DiGress does
+        row_numbers = "mol_id" not in header  # MoFlow: the first column is the row number, GDB index - 1
+        column, id_column = ("SMILES1", header[0]) if row_numbers else ("smiles", "mol_id")
+        records = read_smiles_records(path, column=column, id_column=id_column, limit=opts["limit"])
         unc_path = resolve(ctx.name, QM9_UNCHARACTERIZED, ctx.root)
         extra.append(unc_path)
         uncharacterized = _read_uncharacterized(unc_path)
         pairs = zip(records.ids, records.lines, strict=True)
-        ids = np.array([_gdb_index(path, mol_id, line) for mol_id, line in pairs], dtype=np.int64)
+        ids = np.array([_gdb_index(path, value, line, row_numbers) for value, line in pairs], dtype=np.int64)
         drop = np.isin(ids, np.fromiter(uncharacterized, dtype=np.int64))
         if drop.any():
             lines = np.asarray(records.lines)[drop]
@@ -691,7 +777,8 @@ def _build_qm9(ctx: BuildContext, explicit_h: bool) -> BuiltDataset:
         keep = None
     else:
         raise DataError(
-            f"{path}: not a QM9 table; expected columns Index,SMILES or mol_id,smiles, found {', '.join(header)}"
+            f"{path}: not a QM9 table; expected columns Index,SMILES or mol_id,smiles or ,SMILES1,SMILES2, "
+            f"found {', '.join(header)}"
         )
 
     parsed = parse_smiles(records, explicit_h=explicit_h, kekulize=opts["kekulize"], keep=keep)
@@ -715,11 +802,18 @@ def _csv_header(path: Path) -> list[str]:
         raise DataError(f"{path}: cannot read the header ({exc})") from None
 
 
-def _gdb_index(path: Path, mol_id: str, line: int) -> int:
+def _gdb_index(path: Path, value: str, line: int, row_number: bool) -> int:
+    """The GDB index of a QM9 row, from DeepChem's ``mol_id`` (``gdb_<n>``) or MoFlow's 0-based row number.
+
+    Raises:
+        DataError: ``value`` is neither, naming the file and line.
+    """
     try:
-        return int(mol_id.rsplit("_", 1)[-1])
+        return int(value) + 1 if row_number else int(value.rsplit("_", 1)[-1])
     except ValueError:
-        raise DataError(f"{path}: line {line}: mol_id {mol_id!r} is not of the form gdb_<number>") from None
+        what = "row number" if row_number else "mol_id"
+        form = "an integer" if row_number else "of the form gdb_<number>"
+        raise DataError(f"{path}: line {line}: {what} {value!r} is not {form}") from None
 
 
 def _read_uncharacterized(path: Path) -> set[int]:
@@ -762,9 +856,12 @@ def build_qm9_h(ctx: BuildContext) -> BuiltDataset:
 # ---------------------------------------------------------------------------------------------- MOSES
 #: Atom types of the MOSES files (no charged atoms occur: MOSES filtered them out).
 MOSES_ATOMS = ["C", "N", "O", "F", "S", "Cl", "Br"]
-_MOSES_URL = "https://media.githubusercontent.com/media/molecularsets/moses/master/moses/dataset/data/"
-#: The files of the ``molsets`` package (Git LFS objects of molecularsets/moses; the SHA-256 values
-#: are the LFS object ids).
+_MOSES_URL = (
+    "https://media.githubusercontent.com/media/molecularsets/moses/dd7ed6ab38e23afd3ef5371d67939a1760bd8599/"
+    "moses/dataset/data/"
+)
+#: The files of the ``molsets`` package (Git LFS objects of molecularsets/moses at a fixed commit; the SHA-256
+#: values are the LFS object ids).
 MOSES_FILES = {
     "train": RawFile(
         "train.csv.gz", _MOSES_URL + "train.csv.gz",
@@ -812,18 +909,20 @@ def build_moses(ctx: BuildContext) -> BuiltDataset:
 
 
 # ---------------------------------------------------------------------------------------------- ZINC250k
+#: The chemical VAE repository's file at a fixed commit, pinned by the git blob id its tree records.
 ZINC250K_CSV = RawFile(
     "250k_rndm_zinc_drugs_clean_3.csv",
-    "https://raw.githubusercontent.com/aspuru-guzik-group/chemical_vae/master/models/zinc_properties/"
-    "250k_rndm_zinc_drugs_clean_3.csv",
-    None,
-    "zinc250k",
+    "https://raw.githubusercontent.com/aspuru-guzik-group/chemical_vae/a509dc613c4c9be54d448a34829bab25bcf09a79/"
+    "models/zinc_properties/250k_rndm_zinc_drugs_clean_3.csv",
+    subdir="zinc250k",
+    git_blob="d31726bf929d35cb52fa109db90411c90a000dfe",
 )
-#: The test rows of GDSS / MoFlow / GraphAF (0-based row numbers of the CSV), as DIG hosts them.
+#: The test rows of GDSS / MoFlow / GraphAF (a JSON list of 24,887 0-based row numbers of the CSV), from the
+#: GDSS repository at the pinned commit.
 ZINC250K_TEST_INDEX = RawFile(
     "valid_idx_zinc250k.json",
-    "https://raw.githubusercontent.com/divelab/DIG_storage/main/ggraph/valid_idx_zinc250k.json",
-    None,
+    GDSS_DATA_URL + "valid_idx_zinc250k.json",
+    "cf1af3a8588c947493ff0a2b60178db6726e9a4dbb445235b149cd3bbe6831df",
     "zinc250k",
 )
 
@@ -872,14 +971,14 @@ def _read_index_file(path: Path, num_rows: int, truncated: bool) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- GuacaMol
 _FIGSHARE = "https://ndownloader.figshare.com/files/"
-#: GuacaMol v1 files with the MD5 sums the GuacaMol README publishes (no SHA-256 is published).
+#: GuacaMol v1 files, pinned by the MD5 sums the GuacaMol README publishes (no SHA-256 is published).
 GUACAMOL_FILES = {
-    "train": (RawFile("guacamol_v1_train.smiles", _FIGSHARE + "13612760", None, "guacamol"),
-              "05ad85d871958a05c02ab51a4fde8530"),
-    "val": (RawFile("guacamol_v1_valid.smiles", _FIGSHARE + "13612766", None, "guacamol"),
-            "e53db4bff7dc4784123ae6df72e3b1f0"),
-    "test": (RawFile("guacamol_v1_test.smiles", _FIGSHARE + "13612757", None, "guacamol"),
-             "677b757ccec4809febd83850b43e1616"),
+    "train": RawFile("guacamol_v1_train.smiles", _FIGSHARE + "13612760", subdir="guacamol",
+                     md5="05ad85d871958a05c02ab51a4fde8530"),
+    "val": RawFile("guacamol_v1_valid.smiles", _FIGSHARE + "13612766", subdir="guacamol",
+                   md5="e53db4bff7dc4784123ae6df72e3b1f0"),
+    "test": RawFile("guacamol_v1_test.smiles", _FIGSHARE + "13612757", subdir="guacamol",
+                    md5="677b757ccec4809febd83850b43e1616"),
 }
 
 
@@ -894,11 +993,8 @@ GUACAMOL_FILES = {
 def build_guacamol(ctx: BuildContext) -> BuiltDataset:
     opts = ctx.options
     parts, paths, skipped = [], [], {}
-    for raw, md5 in GUACAMOL_FILES.values():
-        downloading = not _is_local(ctx, raw)
+    for raw in GUACAMOL_FILES.values():
         path = resolve(ctx.name, raw, ctx.root)
-        if downloading:
-            _check_md5(ctx.name, path, md5)
         records = read_smiles_records(path, limit=opts["limit"])
         parsed = _require_molecules(
             parse_smiles(records, kekulize=opts["kekulize"], max_nodes=opts["max_nodes"]), records
@@ -916,25 +1012,6 @@ def build_guacamol(ctx: BuildContext) -> BuiltDataset:
                   splits, _multi_file_source(paths), _merge_skipped(skipped))
 
 
-def _is_local(ctx: BuildContext, raw: RawFile) -> bool:
-    if (ctx.raw_dir / raw.name).is_file():
-        return True
-    data_dir = os.environ.get(DATA_DIR_ENV)
-    return bool(data_dir) and (Path(data_dir) / raw.subdir / raw.name).is_file()
-
-
-def _check_md5(dataset: str, path: Path, expected: str) -> None:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    if h.hexdigest() != expected:
-        raise DataError(
-            f"{dataset}: {path} has MD5 {h.hexdigest()}, expected {expected} (GuacaMol README); "
-            "delete it and download again, or place the original file there"
-        )
-
-
 # ---------------------------------------------------------------------------------------------- SMILES files
 def load_smiles_file(
     path: str | os.PathLike,
@@ -948,11 +1025,14 @@ def load_smiles_file(
     split_seed: int = 0,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     rebuild: bool = False,
+    name: str | None = None,
 ) -> GraphDataset:
     """Process a file of SMILES into a cached molecule dataset.
 
-    The cache lives in ``<root>/<file stem>/processed`` (``<stem>_file`` if the stem is the name of
-    a registered dataset) and is rebuilt when the file's bytes or any argument change.
+    The cache lives in ``<root>/files/<file stem>-<hash of the file's path>/processed``
+    (:func:`~graphdiff.datasets.registry.user_dataset_location`; the dataset is named ``<stem>_file`` if the
+    stem is the name of a registered dataset), or ``<root>/<name>/processed`` when ``name`` is given, and is
+    rebuilt when the file's bytes or any argument change.
 
     Args:
         path: ``.smi`` / ``.smiles`` / ``.txt`` (one SMILES per line, optionally followed by
@@ -968,23 +1048,25 @@ def load_smiles_file(
         split_seed / split: random train / val / test fractions
             (:func:`graphdiff.datasets.graph_files.fraction_split`).
         rebuild: process again even if a valid cache exists.
+        name: dataset name and cache folder under ``root`` (not a registered dataset's name).
 
     Raises:
         DataError: missing, empty, truncated or unreadable file; no SMILES column; an atom type
             outside ``atom_types`` (naming it and its line); no valid molecule.
-        ConfigError: invalid arguments.
+        ConfigError: invalid arguments, a registered dataset's ``name``, an unusable root.
     """
     from graphdiff.datasets.graph_files import fraction_split
-    from graphdiff.datasets.registry import available_datasets
 
     path = Path(path)
+    check_options(str(path), {"column": column, "skip_unknown_atoms": skip_unknown_atoms, "max_nodes": max_nodes,
+                              "kekulize": kekulize, "explicit_h": explicit_h, "split_seed": split_seed,
+                              "rebuild": rebuild})
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     fractions = _split_fractions(split)
     atoms = _custom_atoms(atom_types, explicit_h)
-    name = _smiles_stem(path)
-    if name in available_datasets():
-        name = f"{name}_file"
+    root = dataset_root(root)
+    name, directory = user_dataset_location(root, path, _smiles_stem(path), name)
     options = {
         "file": str(path.resolve()),
         "column": column,
@@ -1010,8 +1092,7 @@ def load_smiles_file(
         splits = {k: v.numpy() for k, v in fraction_split(len(parsed), fractions, split_seed).items()}
         return _built(parsed, classes, vocab, BondVocabulary(not kekulize), splits, _file_source(path), parsed.skipped)
 
-    root = Path(root) if root is not None else default_root()
-    return build_or_load(name, "molecule", builder, root, options, rebuild)
+    return build_or_load(name, "molecule", builder, root, options, rebuild, directory)
 
 
 def _split_fractions(split: Sequence[float]) -> list[float]:

@@ -11,13 +11,15 @@ it; it only relies on the contract of :meth:`Denoiser.forward`:
   ``0`` (what :meth:`DenseGraph.mask` gives), so a loss only has to drop those entries with ``node_mask``;
   they never hold ``inf``/``NaN`` that could leak through a ``0 * x`` product.
 
-Other networks plug in by subclassing :class:`Denoiser` and registering a builder name with
-:func:`register_denoiser`; :func:`build_denoiser` then makes them from a configuration.
+Other networks plug in by subclassing :class:`Denoiser` and registering a name with :func:`register_denoiser`
+(in Python, or from an installed package's entry point group ``graphdiff.denoisers``); :func:`build_denoiser`
+and :func:`denoiser_for_dataset` then make them from a configuration. A configuration or checkpoint can only
+name registered classes: graphdiff never imports a module it names.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -143,13 +145,16 @@ def sanitize_padding(graph: DenseGraph) -> DenseGraph:
 
 
 D = TypeVar("D", bound=type[Denoiser])
-_DENOISERS: dict[str, Callable[..., Denoiser]] = {}
+_DENOISERS: dict[str, type[Denoiser]] = {}
+#: Entry point group through which an installed package registers denoisers: ``name = "package.module:Class"``.
+ENTRY_POINT_GROUP = "graphdiff.denoisers"
 
 
 def register_denoiser(name: str) -> Callable[[D], D]:
     """Class decorator: make a :class:`Denoiser` subclass buildable by ``name`` with :func:`build_denoiser`.
 
-    The class is called as ``cls(input_dims, output_dims, **config)``.
+    The class is called as ``cls(input_dims, output_dims, **config)``. Configurations and checkpoints may then
+    name it by ``name`` or by its class path ``"package.module.Class"``.
     """
 
     def decorator(cls: D) -> D:
@@ -162,8 +167,63 @@ def register_denoiser(name: str) -> Callable[[D], D]:
 
 
 def available_denoisers() -> list[str]:
-    """Registered denoiser names, sorted."""
-    return sorted(_DENOISERS)
+    """Denoiser names a configuration may use, sorted: the registered ones and those installed packages declare
+    in the entry point group :data:`ENTRY_POINT_GROUP` (loaded when first named)."""
+    return sorted(set(_DENOISERS) | {ep.name for ep in _entry_points()})
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The entry points of group :data:`ENTRY_POINT_GROUP` of the installed packages (not loaded)."""
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _from_entry_point(name: str) -> type[Denoiser] | None:
+    """Load, register under its entry point name and return the denoiser an installed package declares as ``name``
+    (or whose ``package.module.Class`` path is ``name``); ``None`` when no package declares it.
+
+    Raises:
+        ConfigError: the entry point cannot be loaded or is not a :class:`Denoiser` subclass.
+    """
+    for ep in _entry_points():
+        if name not in (ep.name, ep.value.replace(":", ".")):
+            continue
+        where = f"entry point {ep.name} = {ep.value!r} (group {ENTRY_POINT_GROUP})"
+        try:
+            cls = ep.load()
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"denoiser {name!r}: {where} cannot be loaded: {err}") from None
+        if not (isinstance(cls, type) and issubclass(cls, Denoiser)):
+            raise ConfigError(f"denoiser {name!r}: {where} is {cls!r}, not a Denoiser subclass")
+        return register_denoiser(ep.name)(cls)
+    return None
+
+
+def denoiser_class(name: str) -> type[Denoiser]:
+    """The denoiser class a configuration or checkpoint names.
+
+    ``name`` is a registered name, the class path ``"package.module.Class"`` of a registered class (what older
+    checkpoints store), or a name an installed package declares in the entry point group
+    :data:`ENTRY_POINT_GROUP` (loaded and registered on first use). No module named by ``name`` is ever imported.
+
+    Raises:
+        ConfigError: none of these, in one line listing the available names and how to register one.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"denoiser must be a registered name, got {name!r}")
+    if name in _DENOISERS:
+        return _DENOISERS[name]
+    for cls in _DENOISERS.values():
+        if f"{cls.__module__}.{cls.__qualname__}" == name:
+            return cls
+    cls = _from_entry_point(name)
+    if cls is not None:
+        return cls
+    why = " (a class path is accepted only for a registered class: graphdiff imports no module a configuration names)"
+    raise ConfigError(
+        f"unknown denoiser {name!r}{why if '.' in name else ''}; available: {', '.join(available_denoisers())}; "
+        f"register yours with @graphdiff.models.register_denoiser(\"{name.rpartition('.')[2]}\") before the model "
+        f"is built, or as an entry point of group {ENTRY_POINT_GROUP!r} of an installed package"
+    )
 
 
 def build_denoiser(
@@ -175,34 +235,22 @@ def build_denoiser(
     """Build a registered denoiser, e.g. ``build_denoiser("graph_transformer", (4, 5, 0), (4, 5, 0), preset="qm9")``.
 
     Raises:
-        ConfigError: ``name`` is not registered.
+        ConfigError: ``name`` is not registered (see :func:`denoiser_class`).
     """
-    if name not in _DENOISERS:
-        raise ConfigError(f"unknown denoiser {name!r}; available: {', '.join(available_denoisers())}")
-    return _DENOISERS[name](input_dims, output_dims, **config)
+    return denoiser_class(name)(input_dims, output_dims, **config)
 
 
 def denoiser_for_dataset(info: DatasetInfo, denoiser: str = "graph_transformer", **config: Any) -> Denoiser:
-    """The denoiser a training run uses: a registered name or an importable ``"package.module.Class"``.
+    """The denoiser a training run uses, named as :func:`denoiser_class` accepts (registered classes only).
 
     A class with a ``from_dataset_info(info, **config)`` constructor derives its widths itself (the graph
     transformer adds extra and molecular features); any other is built as ``cls(dims, dims, **config)`` with
     ``dims = (num_node_types, num_edge_types, 0)``.
 
     Raises:
-        ConfigError: the name is neither registered nor importable.
+        ConfigError: the name is not registered, or the settings do not fit the class.
     """
-    if denoiser in _DENOISERS:
-        cls = _DENOISERS[denoiser]
-    elif "." in denoiser:
-        module_name, _, cls_name = denoiser.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), cls_name)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(f"denoiser {denoiser!r} cannot be imported: {err}") from None
-    else:
-        raise ConfigError(f"unknown denoiser {denoiser!r}; available: {', '.join(available_denoisers())} "
-                          "or an importable 'package.module.Class'")
+    cls = denoiser_class(denoiser)
     try:
         if hasattr(cls, "from_dataset_info"):
             return cls.from_dataset_info(info, **config)

@@ -249,7 +249,8 @@ def test_load_smiles_file_caches_and_rebuilds_on_new_options(tmp_path: Path) -> 
     path = write(tmp_path / "qm9.smi", "CCO\nCCN\nCCC\nCC=O\n")
     root = tmp_path / "root"
     first = load_smiles_file(path, root=root)
-    assert (root / "qm9_file" / "processed" / "info.json").is_file()  # no clash with the registered qm9
+    assert first.info.name == "qm9_file" and not (root / "qm9").exists()  # no clash with the registered qm9
+    assert len(list((root / "files").glob("qm9-*/processed/info.json"))) == 1
     again = load_smiles_file(path, root=root)
     assert again.smiles == first.smiles and again.info.options == first.info.options
     kekulized = load_smiles_file(path, root=root, kekulize=True)

@@ -68,7 +68,7 @@ def test_resolve_order_and_offline_message(tmp_path, monkeypatch):
     mirror.mkdir(parents=True)
     (mirror / "f.csv").write_text("x")
     monkeypatch.setenv("GRAPHDIFF_DATA_DIR", str(tmp_path / "mirror"))
-    raw = RawFile("f.csv", url="https://example.invalid/f.csv", subdir="sub")
+    raw = RawFile("f.csv", url="https://example.invalid/f.csv", sha256="0" * 64, subdir="sub")
     assert resolve("ds", raw, tmp_path / "root") == mirror / "f.csv"
     local = tmp_path / "root/ds/raw/f.csv"
     local.parent.mkdir(parents=True)
@@ -82,5 +82,6 @@ def test_resolve_order_and_offline_message(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match=r"could not download https://example.invalid/g.csv .*place g.csv at"):
-        resolve("ds", RawFile("g.csv", url="https://example.invalid/g.csv", subdir="sub"), tmp_path / "root")
+        resolve("ds", RawFile("g.csv", url="https://example.invalid/g.csv", sha256="0" * 64, subdir="sub"),
+                tmp_path / "root")
     assert not any(p.name.endswith(".part") for p in (tmp_path / "root/ds/raw").iterdir())

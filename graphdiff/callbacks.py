@@ -70,7 +70,7 @@ class LastCheckpoint(Callback):
     def _save(self, trainer: pl.Trainer) -> None:
         if trainer.global_step == self._saved_step or trainer.sanity_checking:
             return
-        trainer.save_checkpoint(self.path(trainer))
+        trainer.save_checkpoint(self.path(trainer), weights_only=False)  # the full state: resumable
         self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args, **kwargs) -> None:

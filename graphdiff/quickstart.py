@@ -44,7 +44,7 @@ def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int |
     if max_epochs is not None:
         argv += ["--trainer.max_epochs", str(max_epochs)]
     cli = run_lightning(argv)
-    ckpt = cli.trainer.checkpoint_callback.best_model_path or cli.trainer.checkpoint_callback.last_model_path
+    ckpt = _trained_checkpoint(cli.trainer)
     fit_seconds = time.time() - start
 
     model = load_model(ckpt)
@@ -74,3 +74,15 @@ def _check_steps(config: str, steps: int | None) -> None:
     T = args.get("T") if isinstance(args, dict) else None
     if isinstance(T, int) and steps > T and str(model.get("class_path", "")).endswith("DiscreteDiffusionModel"):
         raise ConfigError(f"steps={steps} exceeds the config's T={T}; use 1..{T} reverse steps")
+
+
+def _trained_checkpoint(trainer) -> str:
+    """The best checkpoint by the monitored metric, else the ``last.ckpt`` every fit keeps (also written when the run
+    ended before its first validation)."""
+    from graphdiff.callbacks import LastCheckpoint
+
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    if best and Path(best).is_file():
+        return best
+    last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
+    return str(last.path(trainer))

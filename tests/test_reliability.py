@@ -474,3 +474,15 @@ def test_late_errors_come_before_the_work(tiny, tmp_path, monkeypatch, capsys):
 def test_one_line_errors_from_the_api_are_graphdiff_errors(tiny):
     with pytest.raises(ConfigError):
         gd.load_model(tiny[2]).generate(0)
+
+
+def test_quickstart_stopped_before_its_first_validation_still_samples(tmp_path, monkeypatch):
+    """The quickstart config validates every 100 epochs; a 1-epoch run has only the last.ckpt LastCheckpoint wrote."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    monkeypatch.setenv("GRAPHDIFF_ROOT", str(tmp_path / "data"))
+    out = tmp_path / "qs"
+    assert run("quickstart", "--config", config, "--output", out, "--max_epochs", "1", "--num_samples", "3",
+               "--steps", "2") == 0
+    metrics = _strict_json(out / "metrics.json")
+    assert metrics["checkpoint"].endswith("last.ckpt") and metrics["num_samples"] == 3
+    assert len(json.loads((out / "samples.json").read_text())) == 3

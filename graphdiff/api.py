@@ -78,14 +78,14 @@ def _device(device: str | torch.device) -> torch.device:
 
 def sample_graphs(model: GenerativeModel, num_samples: int, **kwargs: Any) -> list[nx.Graph]:
     """Sample networkx graphs (node/edge attribute ``type`` = type name). ``kwargs`` as ``model.generate``."""
-    from graphdiff.sample_files import graphs_to_networkx
+    from graphdiff.graph import graphs_to_networkx
 
     return graphs_to_networkx(_generate(model, num_samples, kwargs), model.info)
 
 
 def sample_molecules(model: GenerativeModel, num_samples: int, **kwargs: Any) -> list:
     """Sample RDKit molecules (``None`` where a graph is not a valid molecule)."""
-    from graphdiff.sample_files import graphs_to_mols
+    from graphdiff.chem import graphs_to_mols
 
     if not isinstance(model, GenerativeModel) or model.info.kind != "molecule":
         what = model.info.name if isinstance(model, GenerativeModel) else type(model).__name__

@@ -29,7 +29,9 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import BondType
 from torch import Tensor
 
-from graphdiff.errors import DataError
+from graphdiff.errors import ConfigError, DataError
+from graphdiff.info import DatasetInfo
+from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph
 
 __all__ = [
@@ -361,6 +363,45 @@ class BondVocabulary:
 
 
 # ---------------------------------------------------------------------------------------------- SMILES
+#: Bond order by edge-type name (RDKit's names, case-insensitive); class 0 is "no edge" (order 0).
+BOND_ORDERS: dict[str, float] = {
+    "none": 0.0,
+    "no_bond": 0.0,
+    "single": 1.0,
+    "double": 2.0,
+    "triple": 3.0,
+    "aromatic": 1.5,
+}
+
+
+def bond_orders_from_names(edge_types: Sequence[str]) -> list[float]:
+    """Bond order of each edge class from its name (``none``/``single``/``double``/``triple``/``aromatic``).
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    orders = []
+    for name in edge_types:
+        key = str(name).strip().lower()
+        if key not in BOND_ORDERS:
+            raise ConfigError(f"unknown bond type {name!r}; known: {', '.join(BOND_ORDERS)} (pass bond_orders=...)")
+        orders.append(BOND_ORDERS[key])
+    return orders
+
+
+def graphs_to_mols(graphs: GraphList, info: DatasetInfo) -> list[Chem.Mol | None]:
+    """RDKit molecules of ``graphs`` (class indices in ``info``'s vocabularies); ``None`` where RDKit rejects one.
+
+    Raises:
+        ConfigError: ``info`` describes graphs, not molecules.
+    """
+    if info.kind != "molecule":
+        raise ConfigError(f"dataset {info.name} holds graphs, not molecules; write .npz, .json or .graphml")
+    atoms = AtomVocabulary.from_names(info.node_types)
+    bonds = BondVocabulary.from_names(info.edge_types)
+    return [graph_to_mol(x, ei, et, atoms, bonds) for x, ei, et in graphs]
+
+
 def smiles_to_mol(smiles: str, sanitize: bool = True) -> Chem.Mol | None:
     """Parse a SMILES string; ``None`` (and no log output) if RDKit cannot read it or it is empty."""
     with quiet_rdkit():

@@ -22,10 +22,6 @@ from typing import Any, NoReturn
 
 from graphdiff.errors import ConfigError, GraphdiffError
 
-#: What each output option accepts.
-SAMPLE_SUFFIXES = (".smi", ".txt", ".sdf", ".npz", ".json", ".graphml")
-IMAGE_SUFFIXES = (".png",)
-
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (exit status 2) instead of a usage block."""
@@ -225,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_sample(args: argparse.Namespace) -> int:
     from graphdiff.api import load_model
     from graphdiff.outputs import check_output_path, same_file, write_or_rescue
-    from graphdiff.sample_files import check_sample_suffix, write_samples
+    from graphdiff.pictures import IMAGE_SUFFIXES
+    from graphdiff.sample_files import SAMPLE_SUFFIXES, check_sample_suffix, write_samples
 
     check_output_path(args.output, SAMPLE_SUFFIXES, inputs=(args.ckpt_path,))
     for option in ("image", "chain"):

@@ -11,10 +11,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from graphdiff.datasets.info import DatasetInfo
 from graphdiff.datasets.registry import GraphDataset
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError, DataError
+from graphdiff.info import DatasetInfo
+from graphdiff.storage import GraphList
 
 #: dataset -> (MMD protocol, validity kind) of the papers that report it.
 DATASET_PROTOCOLS: dict[str, tuple[str, str | None]] = {
@@ -39,7 +39,7 @@ def protocol_for(name: str) -> tuple[str, str | None]:
 
 def reference_graphs(dataset: GraphDataset, split: str) -> list:
     """networkx graphs of one split of ``dataset``."""
-    from graphdiff.sample_files import graphs_to_networkx
+    from graphdiff.graph import graphs_to_networkx
 
     return graphs_to_networkx(dataset.split(split), dataset.info)
 
@@ -70,8 +70,9 @@ def evaluate_generated(
         ``{metric: value}``; a metric that cannot be computed is ``None``, with the reason under
         ``result["not_computed"]`` (see :func:`explain_undefined`).
     """
+    from graphdiff.chem import graphs_to_mols
+    from graphdiff.graph import graphs_to_networkx
     from graphdiff.metrics.evaluate import evaluate_graphs, evaluate_molecules
-    from graphdiff.sample_files import graphs_to_mols, graphs_to_networkx
 
     if info.kind == "molecule":
         mols = graphs_to_mols(graphs, info)

@@ -5,7 +5,7 @@ graphdiff speaks three forms of a graph with categorical node and edge types:
 * :class:`~graphdiff.types.DenseGraph` — a padded one-hot batch (what models see);
 * a *triple* ``(node_types [n], edge_index [2, m], edge_types [m])`` of long tensors, each
   undirected edge once with ``i < j`` and edge classes ``>= 1`` (what
-  :class:`~graphdiff.datasets.storage.GraphList` stores);
+  :class:`~graphdiff.storage.GraphList` stores);
 * :class:`torch_geometric.data.Data` and :class:`networkx.Graph` for interchange.
 
 Conventions shared by every function here:
@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphdiff.datasets.storage import GraphList
+from graphdiff.info import DatasetInfo
+from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph
 
 if TYPE_CHECKING:  # torch_geometric is imported lazily: it takes seconds to import
@@ -519,3 +520,9 @@ def _sorted(values: set) -> list:
         return sorted(values)
     except TypeError:  # mixed types: order by type name, then text
         return sorted(values, key=lambda v: (type(v).__name__, repr(v)))
+
+
+def graphs_to_networkx(graphs: GraphList, info: DatasetInfo) -> list[nx.Graph]:
+    """networkx graphs of ``graphs`` (class indices in ``info``'s vocabularies), node and edge attribute ``type``
+    holding the type name."""
+    return [triple_to_networkx(x, ei, et, info.node_types, info.edge_types, "type", "type") for x, ei, et in graphs]

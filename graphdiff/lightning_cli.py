@@ -59,10 +59,9 @@ class GraphDiffCLI(LightningCLI):
     def predict(self, model: GenerativeModel, datamodule: GraphDataModule, output: str | None = None,
                 **kwargs: Any) -> None:
         """Generate one graph per test graph (same node count) and write them to ``output``."""
-        from graphdiff.cli import SAMPLE_SUFFIXES
-        from graphdiff.datasets.storage import GraphList
         from graphdiff.outputs import check_output_path, write_or_rescue
-        from graphdiff.sample_files import check_sample_suffix, write_samples
+        from graphdiff.sample_files import SAMPLE_SUFFIXES, check_sample_suffix, write_samples
+        from graphdiff.storage import GraphList
 
         if output is None:
             suffix = ".smi" if model.info.kind == "molecule" else ".json"

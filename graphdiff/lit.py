@@ -11,12 +11,12 @@ import pytorch_lightning as pl
 import torch
 
 import graphdiff
-from graphdiff.datasets.info import DatasetInfo
-from graphdiff.datasets.storage import GraphList
 from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss, make_schedule, make_transition
 from graphdiff.errors import ConfigError
+from graphdiff.info import DatasetInfo
 from graphdiff.models.base import denoiser_for_dataset
 from graphdiff.sampling import sample_many, sample_num_nodes
+from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph, one_hot_graph
 
 _MODELS: dict[str, type[GenerativeModel]] = {}
@@ -321,7 +321,7 @@ class DiscreteDiffusionModel(GenerativeModel):
         batch_size: int | None = None,
         progress: bool = False,
     ):
-        """Sample graphs; returns a :class:`~graphdiff.datasets.storage.GraphList` of class indices.
+        """Sample graphs; returns a :class:`~graphdiff.storage.GraphList` of class indices.
 
         Args:
             num_samples: how many graphs.

@@ -2,7 +2,7 @@
 
 The training step is the two denoising score-matching losses of :class:`~graphdiff.sde.ScoreSDEProcess`
 (node features and adjacency); :meth:`ScoreSDEModel.generate` draws node counts, runs a predictor–corrector
-or S4 sampler and quantises, returning a :class:`~graphdiff.datasets.storage.GraphList` exactly like
+or S4 sampler and quantises, returning a :class:`~graphdiff.storage.GraphList` exactly like
 :meth:`graphdiff.lit.DiscreteDiffusionModel.generate`, so ``graphdiff sample``, ``graphdiff test`` and the
 sampling-based validation of :class:`~graphdiff.lit.GenerativeModel` work unchanged. See ``docs/sde.md``.
 
@@ -16,17 +16,18 @@ from typing import Any, Literal, TypedDict
 import torch
 from torch import Tensor, nn
 
-from graphdiff.datasets.info import DatasetInfo
-from graphdiff.datasets.storage import GraphList
+from graphdiff.chem import BOND_ORDERS
 from graphdiff.errors import ConfigError
+from graphdiff.info import DatasetInfo
 from graphdiff.lit import GenerativeModel, lr_factor, register_model
 from graphdiff.models.gdss import GDSSScoreModel
 from graphdiff.sampling import node_mask_from_counts
 from graphdiff.sde.correction import correct_valency
-from graphdiff.sde.process import BOND_ORDERS, GraphEncoding, ScoreSDEProcess
+from graphdiff.sde.process import GraphEncoding, ScoreSDEProcess
 from graphdiff.sde.samplers import SamplerSettings
-from graphdiff.sde.sdes import build_sde, mask_adj, mask_nodes
-from graphdiff.types import DenseGraph
+from graphdiff.sde.sdes import build_sde
+from graphdiff.storage import GraphList
+from graphdiff.types import DenseGraph, mask_adj, mask_nodes
 
 
 class SDEConfig(TypedDict, total=False):
@@ -247,7 +248,7 @@ class ScoreSDEModel(GenerativeModel):
         progress: bool = False,
         valency_correction: bool | None = None,
     ) -> GraphList:
-        """Sample graphs; returns a :class:`~graphdiff.datasets.storage.GraphList` of class indices.
+        """Sample graphs; returns a :class:`~graphdiff.storage.GraphList` of class indices.
 
         Args:
             num_samples: how many graphs.

@@ -10,9 +10,12 @@ from pathlib import Path
 import networkx as nx
 import torch
 
-from graphdiff.datasets.info import DatasetInfo
-from graphdiff.datasets.storage import GraphList
+from graphdiff.info import DatasetInfo
 from graphdiff.io import atomic_write
+from graphdiff.storage import GraphList
+
+#: What pictures are written as.
+IMAGE_SUFFIXES = (".png",)
 
 
 def _figure_grid(count: int, columns: int, size: float = 2.2):
@@ -56,7 +59,7 @@ def draw_samples(graphs: GraphList, info: DatasetInfo, path: str | os.PathLike, 
     if info.kind == "molecule":
         from rdkit.Chem import Draw
 
-        from graphdiff.sample_files import graphs_to_mols
+        from graphdiff.chem import graphs_to_mols
 
         mols = graphs_to_mols(subset, info)
         from rdkit import Chem
@@ -69,7 +72,7 @@ def draw_samples(graphs: GraphList, info: DatasetInfo, path: str | os.PathLike, 
         with atomic_write(path, "wb") as f:
             f.write(buffer.getvalue())
         return Path(path)
-    from graphdiff.sample_files import graphs_to_networkx
+    from graphdiff.graph import graphs_to_networkx
 
     fig, axes = _figure_grid(count, min(columns, max(count, 1)))
     for ax, g in zip(axes, graphs_to_networkx(subset, info)):
@@ -81,9 +84,9 @@ def draw_samples(graphs: GraphList, info: DatasetInfo, path: str | os.PathLike, 
 def draw_chain(model, path: str | os.PathLike, seed: int = 0, steps: int | None = None,
                num_nodes: int | None = None, frames: int = 8) -> Path:
     """Write a PNG strip of ``frames`` snapshots of one reverse chain, from noise (left) to the sample."""
-    from graphdiff.datasets.storage import GraphList as _GraphList
-    from graphdiff.sample_files import graphs_to_networkx
+    from graphdiff.graph import graphs_to_networkx
     from graphdiff.sampling import sample, sample_num_nodes
+    from graphdiff.storage import GraphList as _GraphList
 
     gen = torch.Generator().manual_seed(seed)
     if num_nodes is None:

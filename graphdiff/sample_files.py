@@ -24,35 +24,20 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from graphdiff.datasets.info import DatasetInfo
-from graphdiff.datasets.storage import GraphList
+from graphdiff.chem import graphs_to_mols
 from graphdiff.errors import ConfigError
+from graphdiff.graph import graphs_to_networkx
+from graphdiff.info import DatasetInfo
 from graphdiff.io import atomic_write
+from graphdiff.storage import GraphList
 
 MOLECULE_SUFFIXES = (".smi", ".txt", ".sdf")
 GRAPH_SUFFIXES = (".npz", ".json", ".graphml")
+SAMPLE_SUFFIXES = MOLECULE_SUFFIXES + GRAPH_SUFFIXES
 
 
 def _suffix(path: Path) -> str:
     return path.suffix.lower()
-
-
-def graphs_to_mols(graphs: GraphList, info: DatasetInfo) -> list:
-    """RDKit molecules of ``graphs`` (``None`` where RDKit rejects one)."""
-    from graphdiff.chem import AtomVocabulary, BondVocabulary, graph_to_mol
-
-    if info.kind != "molecule":
-        raise ConfigError(f"dataset {info.name} holds graphs, not molecules; write .npz, .json or .graphml")
-    atoms = AtomVocabulary.from_names(info.node_types)
-    bonds = BondVocabulary.from_names(info.edge_types)
-    return [graph_to_mol(x, ei, et, atoms, bonds) for x, ei, et in graphs]
-
-
-def graphs_to_networkx(graphs: GraphList, info: DatasetInfo) -> list[nx.Graph]:
-    """networkx graphs with node/edge attribute ``type`` holding the type name."""
-    from graphdiff.graph import triple_to_networkx
-
-    return [triple_to_networkx(x, ei, et, info.node_types, info.edge_types, "type", "type") for x, ei, et in graphs]
 
 
 def check_sample_suffix(path: str | os.PathLike, info: DatasetInfo) -> None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError
+from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph
 
 

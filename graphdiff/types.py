@@ -144,3 +144,16 @@ def one_hot_graph(
     if y is None:
         y = torch.zeros(B, 0, device=X.device)
     return DenseGraph(X, E, y, node_mask).mask()
+
+
+def mask_nodes(x: Tensor, flags: Tensor) -> Tensor:
+    """Zero the padded rows of node features ``x [B, n, F]`` (``flags [B, n]``, bool or 0/1)."""
+    return x * flags.unsqueeze(-1).to(x.dtype)
+
+
+def mask_adj(adj: Tensor, flags: Tensor) -> Tensor:
+    """Zero the padded rows and columns of ``adj [B, n, n]`` or ``[B, C, n, n]`` (``flags [B, n]``)."""
+    f = flags.to(adj.dtype)
+    if adj.dim() == 4:
+        f = f.unsqueeze(1)
+    return adj * f.unsqueeze(-1) * f.unsqueeze(-2)

@@ -18,8 +18,8 @@ import torch
 import yaml
 
 from graphdiff.cli import main
-from graphdiff.datasets.info import DatasetInfo
 from graphdiff.errors import ConfigError
+from graphdiff.info import DatasetInfo
 from graphdiff.lightning_cli import GraphDiffCLI, run_lightning
 from graphdiff.lit import DiscreteDiffusionModel
 

@@ -16,10 +16,10 @@ import networkx as nx
 import pytest
 import torch
 
-from graphdiff.datasets.storage import GraphList
 from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss, make_schedule, make_transition
 from graphdiff.models import GraphTransformerDenoiser
 from graphdiff.sampling import sample_many
+from graphdiff.storage import GraphList
 
 T = 500
 SAMPLES = 100

@@ -11,11 +11,11 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from graphdiff.datasets.info import DatasetInfo
 from graphdiff.datasets.registry import GraphDataset, dataset_root
 from graphdiff.datasets.sources import default_root
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError
+from graphdiff.info import DatasetInfo
+from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph
 
 

@@ -57,10 +57,10 @@ from graphdiff.datasets.registry import (
     user_dataset_location,
 )
 from graphdiff.datasets.sources import GDSS_DATA_URL, RawFile, resolve
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.graph import Triple, collect_vocab, data_to_triple, networkx_to_triple, normalize_edges
 from graphdiff.io import file_sha256
+from graphdiff.storage import GraphList
 
 try:  # NumPy >= 2 keeps the pickle helpers in numpy._core
     from numpy._core import multiarray as _np_multiarray

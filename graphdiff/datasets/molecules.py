@@ -62,9 +62,9 @@ from graphdiff.datasets.registry import (
     user_dataset_location,
 )
 from graphdiff.datasets.sources import GDSS_DATA_URL, ContentPin, RawFile, resolve
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import file_sha256
+from graphdiff.storage import GraphList
 
 __all__ = [
     "ParsedMolecules",

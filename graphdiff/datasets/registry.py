@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from graphdiff.datasets.info import DatasetInfo, Kind, compute_statistics
 from graphdiff.datasets.sources import default_root
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError, DataError
+from graphdiff.info import DatasetInfo, Kind, compute_statistics
 from graphdiff.io import remove_stale_temp_files, torch_save, write_json
+from graphdiff.storage import GraphList
 
 try:
     import fcntl

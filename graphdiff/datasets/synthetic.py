@@ -30,9 +30,9 @@ from scipy.spatial import Delaunay
 from torch import Tensor
 
 from graphdiff.datasets.registry import BuildContext, BuiltDataset, GraphDataset, register
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import text_sha256
+from graphdiff.storage import GraphList
 
 NODE_TYPES = ["node"]
 EDGE_TYPES = ["none", "edge"]

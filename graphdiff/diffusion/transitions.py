@@ -169,7 +169,7 @@ class MarginalTransition(Transition):
     Args:
         x_marginals: ``[dx]`` node class frequencies (or counts; normalised here).
         e_marginals: ``[de]`` edge class frequencies over ordered pairs of distinct nodes, class 0 = no edge
-            (:attr:`graphdiff.datasets.info.DatasetInfo.edge_marginals`).
+            (:attr:`graphdiff.info.DatasetInfo.edge_marginals`).
     """
 
     name = "marginal"

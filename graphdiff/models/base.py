@@ -31,7 +31,7 @@ from graphdiff.errors import ConfigError
 from graphdiff.types import DenseGraph
 
 if TYPE_CHECKING:
-    from graphdiff.datasets.info import DatasetInfo
+    from graphdiff.info import DatasetInfo
 
 
 @dataclass(frozen=True)

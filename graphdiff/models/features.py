@@ -29,26 +29,16 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
+from graphdiff.chem import bond_orders_from_names
 from graphdiff.errors import ConfigError
 from graphdiff.models.base import GraphDims
 from graphdiff.types import DenseGraph
 
 if TYPE_CHECKING:
-    from graphdiff.datasets.info import DatasetInfo
+    from graphdiff.info import DatasetInfo
 
 FeatureMode = Literal["none", "cycles", "eigenvalues", "all"]
 FEATURE_MODES: tuple[str, ...] = ("none", "cycles", "eigenvalues", "all")
-
-# Bond orders by edge-type name (RDKit's names, case-insensitive); class 0 is "no edge".
-BOND_ORDERS: dict[str, float] = {
-    "none": 0.0,
-    "no_bond": 0.0,
-    "single": 1.0,
-    "double": 2.0,
-    "triple": 3.0,
-    "aromatic": 1.5,
-}
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Adjacency
@@ -312,21 +302,6 @@ def formal_charge(node_type: str) -> int:
     return count if sign[0] == "+" else -count
 
 
-def bond_orders_from_names(edge_types: Sequence[str]) -> list[float]:
-    """Bond order of each edge class from its name (``none``/``single``/``double``/``triple``/``aromatic``).
-
-    Raises:
-        ConfigError: an unknown name.
-    """
-    orders = []
-    for name in edge_types:
-        key = name.strip().lower()
-        if key not in BOND_ORDERS:
-            raise ConfigError(f"unknown bond type {name!r}; known: {', '.join(BOND_ORDERS)} (pass bond_orders=...)")
-        orders.append(BOND_ORDERS[key])
-    return orders
-
-
 class MolecularFeatures(nn.Module):
     """Formal charge and current valence per atom, molecular weight per graph.
 
@@ -371,7 +346,7 @@ class MolecularFeatures(nn.Module):
 
     @classmethod
     def from_dataset_info(cls, info: DatasetInfo, bond_orders: Sequence[float] | None = None) -> MolecularFeatures:
-        """Build from a molecular :class:`~graphdiff.datasets.info.DatasetInfo`.
+        """Build from a molecular :class:`~graphdiff.info.DatasetInfo`.
 
         The weight scale is ``max_nodes * max(atom_weights)``, an upper bound of any molecule's weight.
 

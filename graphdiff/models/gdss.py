@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphdiff.errors import ConfigError
-from graphdiff.sde.sdes import mask_adj as mask_adjs
-from graphdiff.sde.sdes import mask_nodes
+from graphdiff.types import mask_adj as mask_adjs
+from graphdiff.types import mask_nodes
 
 Activation = Callable[[Tensor], Tensor]
 

@@ -39,7 +39,7 @@ from graphdiff.models.features import ExtraFeatures, FeatureMode, MolecularFeatu
 from graphdiff.types import DenseGraph
 
 if TYPE_CHECKING:
-    from graphdiff.datasets.info import DatasetInfo
+    from graphdiff.info import DatasetInfo
 
 # --------------------------------------------------------------------------------------------------------------
 # Sizes

@@ -14,7 +14,7 @@ See ``docs/sde.md`` for the equations.
 
 from graphdiff.sde.correction import correct_valency
 from graphdiff.sde.losses import GraphScoreMatchingLoss, call_network, output_to_score, score_matching_loss
-from graphdiff.sde.process import BOND_ORDERS, GraphEncoding, ScoreSDEProcess, default_edge_values
+from graphdiff.sde.process import GraphEncoding, ScoreSDEProcess, default_edge_values
 from graphdiff.sde.samplers import (
     EulerMaruyamaPredictor,
     LangevinCorrector,
@@ -38,7 +38,6 @@ from graphdiff.sde.sdes import (
 )
 
 __all__ = [
-    "BOND_ORDERS",
     "SDE",
     "VESDE",
     "VPSDE",

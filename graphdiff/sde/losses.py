@@ -20,7 +20,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from graphdiff.sde.sdes import SDE, VESDE, VPSDE, broadcast_time, mask_adj, mask_nodes, node_noise, symmetric_noise
+from graphdiff.sde.sdes import SDE, VESDE, VPSDE, broadcast_time, node_noise, symmetric_noise
+from graphdiff.types import mask_adj, mask_nodes
 
 GraphNetwork = Callable[..., tuple[Tensor, Tensor]]
 

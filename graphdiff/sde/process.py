@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from graphdiff.chem import BOND_ORDERS
 from graphdiff.errors import ConfigError
 from graphdiff.sde.losses import GraphNetwork, GraphScoreMatchingLoss, call_network, output_to_score
 from graphdiff.sde.samplers import JointScoreFn, NoiseFn, SamplerSettings, sample_system
-from graphdiff.sde.sdes import SDE, mask_adj, mask_nodes, node_noise, symmetric_noise
-from graphdiff.types import DenseGraph, symmetrize_upper
+from graphdiff.sde.sdes import SDE, node_noise, symmetric_noise
+from graphdiff.types import DenseGraph, mask_adj, mask_nodes, symmetrize_upper
 
 __all__ = [
-    "BOND_ORDERS",
     "GraphEncoding",
     "ScoreSDEProcess",
     "default_edge_values",
@@ -35,9 +35,6 @@ __all__ = [
     "node_noise",
     "symmetric_noise",
 ]
-
-#: Bond order of each RDKit-style bond name; GDSS diffuses kekulized molecules with ``A_ij`` in {0, 1, 2, 3}.
-BOND_ORDERS: dict[str, float] = {"single": 1.0, "double": 2.0, "triple": 3.0, "aromatic": 1.5}
 
 NODE_FEATURES = ("types", "degree", "ones")
 
@@ -48,16 +45,18 @@ def default_edge_values(edge_types: Sequence[str]) -> tuple[float, ...]:
     """Adjacency value of each edge class ``1..de-1`` from the dataset's edge-type names.
 
     Two classes (``["none", <edge>]``) give ``(1.0,)``: a binary adjacency. Otherwise every name must be a bond
-    (:data:`BOND_ORDERS`, case-insensitive), e.g. ``["none", "single", "double", "triple"] -> (1.0, 2.0, 3.0)``.
+    (:data:`graphdiff.chem.BOND_ORDERS`, case-insensitive), e.g.
+    ``["none", "single", "double", "triple"] -> (1.0, 2.0, 3.0)``.
     """
     if len(edge_types) < 2:
         raise ConfigError(f"need at least two edge types (no edge + one), got {list(edge_types)}")
     if len(edge_types) == 2:
         return (1.0,)
+    # GDSS diffuses kekulized molecules with A_ij in {0, 1, 2, 3}: the bond orders (graphdiff.chem.BOND_ORDERS).
     values = []
     for name in edge_types[1:]:
-        key = str(name).lower()
-        if key not in BOND_ORDERS:
+        key = str(name).strip().lower()
+        if key not in BOND_ORDERS or BOND_ORDERS[key] == 0:
             raise ConfigError(f"edge type {name!r} has no bond order; pass edge_values explicitly")
         values.append(BOND_ORDERS[key])
     return tuple(values)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from graphdiff.errors import ConfigError
+from graphdiff.types import mask_adj, mask_nodes
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -34,19 +35,6 @@ ScoreFn = Callable[[Tensor, Tensor], Tensor]
 def broadcast_time(v: Tensor, like: Tensor) -> Tensor:
     """View a per-sample ``[B]`` quantity as ``[B, 1, ..., 1]`` so it broadcasts against ``like``."""
     return v.reshape(v.shape[0], *([1] * (like.dim() - 1)))
-
-
-def mask_nodes(x: Tensor, flags: Tensor) -> Tensor:
-    """Zero the padded rows of node features ``x [B, n, F]`` (``flags [B, n]``, bool or 0/1)."""
-    return x * flags.unsqueeze(-1).to(x.dtype)
-
-
-def mask_adj(adj: Tensor, flags: Tensor) -> Tensor:
-    """Zero the padded rows and columns of ``adj [B, n, n]`` or ``[B, C, n, n]`` (``flags [B, n]``)."""
-    f = flags.to(adj.dtype)
-    if adj.dim() == 4:
-        f = f.unsqueeze(1)
-    return adj * f.unsqueeze(-1) * f.unsqueeze(-2)
 
 
 def node_noise(like: Tensor, flags: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -24,7 +24,6 @@ from graphdiff.datasets.datamodule import GraphDataModule, open_dataset
 from graphdiff.datasets.graph_files import from_pyg, load_graph_file
 from graphdiff.datasets.molecules import load_smiles_file
 from graphdiff.datasets.registry import BuiltDataset, build_or_load, load_dataset
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import GraphdiffError
 from graphdiff.io import (
     UNOWNED_TEMP_AGE_S,
@@ -35,6 +34,7 @@ from graphdiff.io import (
     torch_save,
     write_json,
 )
+from graphdiff.storage import GraphList
 
 REPO = Path(__file__).resolve().parents[2]
 LINUX = sys.platform.startswith("linux")
@@ -217,7 +217,7 @@ BUILDER = textwrap.dedent("""
     from pathlib import Path
     import torch
     from graphdiff.datasets.registry import BuiltDataset, build_or_load
-    from graphdiff.datasets.storage import GraphList
+    from graphdiff.storage import GraphList
     root, counter, out = sys.argv[1:4]
 
     def builder(ctx):

@@ -9,9 +9,9 @@ import torch
 
 from graphdiff.datasets.registry import BuiltDataset, build_or_load
 from graphdiff.datasets.sources import RawFile, resolve
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import DataError
 from graphdiff.io import file_sha256
+from graphdiff.storage import GraphList
 
 
 def make_builder(calls: list, source_file=None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from graphdiff.datasets.info import compute_statistics
-from graphdiff.datasets.storage import GraphList
+from graphdiff.info import compute_statistics
+from graphdiff.storage import GraphList
 
 
 def random_graphs(count: int, dx: int, de: int, seed: int = 0, max_n: int = 9):

@@ -13,8 +13,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from graphdiff.datasets.info import DatasetInfo
 from graphdiff.errors import ConfigError
+from graphdiff.info import DatasetInfo
 from graphdiff.lit import DiscreteDiffusionModel
 from graphdiff.models import Denoiser, GraphTransformerDenoiser, denoiser_for_dataset, register_denoiser
 from graphdiff.models import base as denoiser_base

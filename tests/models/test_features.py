@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from graphdiff.chem import bond_orders_from_names
 from graphdiff.errors import ConfigError
 from graphdiff.models.features import (
     CycleFeatures,
@@ -14,7 +15,6 @@ from graphdiff.models.features import (
     MolecularFeatures,
     SpectralFeatures,
     adjacency,
-    bond_orders_from_names,
     connected_components,
     cycle_counts,
     formal_charge,

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphdiff.datasets.info import DatasetInfo
 from graphdiff.errors import ConfigError
+from graphdiff.info import DatasetInfo
 from graphdiff.models import (
     Denoiser,
     GraphTransformer,

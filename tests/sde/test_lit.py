@@ -11,12 +11,12 @@ import torch
 import yaml
 
 from graphdiff.cli import main
-from graphdiff.datasets.info import DatasetInfo
-from graphdiff.datasets.storage import GraphList
 from graphdiff.errors import ConfigError
+from graphdiff.info import DatasetInfo
 from graphdiff.lightning_cli import run_lightning
 from graphdiff.lit_sde import ScoreSDEModel
 from graphdiff.sde.correction import correct_valency
+from graphdiff.storage import GraphList
 from graphdiff.types import one_hot_graph
 from tests.conftest import REPO, data_file
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from graphdiff.errors import ConfigError
-from graphdiff.sde.sdes import VESDE, VPSDE, build_sde, mask_adj, node_noise, subVPSDE, symmetric_noise
+from graphdiff.sde.sdes import VESDE, VPSDE, build_sde, node_noise, subVPSDE, symmetric_noise
+from graphdiff.types import mask_adj
 
 SDES = {
     "VP": lambda: VPSDE(0.1, 20.0),

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from graphdiff.datasets.storage import GraphList
+from graphdiff.storage import GraphList
 
 Kind = Literal["graph", "molecule"]
 

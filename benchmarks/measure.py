@@ -265,12 +265,18 @@ def sampling(setup: str, num_graphs: int, chains: list[int], run: list[int] | No
     Chains listed in ``run`` are run in full; the others are extrapolated from the per-step time of the longest
     one run, or of a chain of ``measure_steps`` strided steps when ``run`` is empty.
     """
-    from graphdiff.sampling import sample, sample_num_nodes
+    from graphdiff.diffusion.sampler import DiscreteGraphSampler
+    from graphdiff.generation import node_mask_from_counts, run_sampler, sample_num_nodes
 
     s = setups.digress_setup(setup)
     model = s.denoiser().to(device).eval()
     gen = torch.Generator().manual_seed(0)
     counts = sample_num_nodes(s.info.node_count_distribution(), num_graphs, gen)
+    node_mask = node_mask_from_counts(counts, device)
+
+    def sample(model, process, counts, steps):
+        return run_sampler(DiscreteGraphSampler(process, model, steps), node_mask)
+
     sample(model, s.process, counts, steps=1)  # warm-up
     measured: dict[int, float] = {}
     for K in sorted(run or [], reverse=True):
@@ -302,7 +308,7 @@ def gdss(setup: str, batch_size: int | None = None, steps: int = 3, warmup: int 
          sample_steps: list[int] | None = None, measure_steps: int | None = None,
          device: str = "cpu") -> dict[str, Any]:
     """GDSS training step (loss, backward, Adam) and PC sampling speed with the published sizes."""
-    from graphdiff.sampling import node_mask_from_counts, sample_num_nodes
+    from graphdiff.generation import node_mask_from_counts, sample_num_nodes
     from graphdiff.sde import SamplerSettings
 
     s = setups.gdss_setup(setup)
@@ -340,11 +346,11 @@ def gdss(setup: str, batch_size: int | None = None, steps: int = 3, warmup: int 
     per_step = None
     with torch.no_grad():
         settings = SamplerSettings(**s.spec["sampler"], num_steps=2)
-        s.process.sample_continuous(model, node_mask, s.num_features, settings)  # warm-up
+        s.process.sample(model, node_mask, s.dataset.info.num_node_types, settings)  # warm-up
         if measure_steps:
             settings = SamplerSettings(**s.spec["sampler"], num_steps=measure_steps)
             t0 = _now(device)
-            s.process.sample_continuous(model, node_mask, s.num_features, settings)
+            s.process.sample(model, node_mask, s.dataset.info.num_node_types, settings)
             per_step = (_now(device) - t0) / measure_steps
         for K in chains:
             if measure_steps:
@@ -352,7 +358,7 @@ def gdss(setup: str, batch_size: int | None = None, steps: int = 3, warmup: int 
             else:
                 settings = SamplerSettings(**s.spec["sampler"], num_steps=K)
                 t0 = _now(device)
-                s.process.sample_continuous(model, node_mask, s.num_features, settings)
+                s.process.sample(model, node_mask, s.dataset.info.num_node_types, settings)
                 seconds, measured = _now(device) - t0, True
             rows.append({"steps": K, "chain_s": seconds, "s_per_step": seconds / K,
                          "graphs_per_s": num_samples / seconds, "measured": measured})

@@ -6,7 +6,7 @@
     python -m benchmarks.quality --minutes 1 --datasets comm20 --samples 20    # smoke run
 
 Each dataset is trained through graphdiff's real training code — ``graphdiff.lit.DiscreteDiffusionModel`` (or
-``graphdiff.lit_sde.ScoreSDEModel``) and a Lightning ``Trainer(max_time=...)`` with the EMA callback — then
+``graphdiff.lit.ScoreSDEModel``) and a Lightning ``Trainer(max_time=...)`` with the EMA callback — then
 sampled and evaluated with ``graphdiff.evaluation.evaluate_generated`` against the test split. The results are
 written between the ``quality`` markers of ``docs/performance.md`` next to published numbers (which come from
 days of GPU training: a CPU budget is expected to fall short; the table shows how far).
@@ -64,7 +64,7 @@ def build(name: str, published_sizes: bool = False, sample_steps: int | None = N
 
     dataset = name.removeprefix("gdss_")
     if name.startswith("gdss_"):
-        from graphdiff.lit_sde import ScoreSDEModel
+        from graphdiff.lit import ScoreSDEModel
 
         config = yaml.safe_load((CONFIGS / "sde" / f"{dataset}.yaml").read_text())
         dm = GraphDataModule(dataset, batch_size=config["data"]["batch_size"])

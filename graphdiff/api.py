@@ -13,7 +13,7 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import torch
@@ -113,9 +113,10 @@ def fit(
     devices: int | str = "auto",
     ema_decay: float | None = 0.999,
     name: str = "custom",
+    family: str = "discrete",
     **model_args: Any,
 ) -> GenerativeModel:
-    """Train a DiGress model on your own molecules or graphs in one call.
+    """Train a model of any family on your own molecules or graphs in one call.
 
     Args:
         data: a list of SMILES, a list of networkx graphs (node/edge attribute ``type``, if present, gives the
@@ -126,7 +127,9 @@ def fit(
         devices: Lightning ``devices``.
         ema_decay: EMA of the weights (``None`` to disable).
         name: file name used for a list given as ``data``.
-        **model_args: :class:`~graphdiff.lit.DiscreteDiffusionModel` arguments (``T``, ``model``, ``lr``, ...).
+        family: the model family (``discrete``: :class:`~graphdiff.lit.DiscreteDiffusionModel`, ``sde``:
+            :class:`~graphdiff.lit.ScoreSDEModel`, or any registered one, see :func:`graphdiff.lit.model_families`).
+        **model_args: arguments of the family's model class (``T``, ``model``, ``lr``, ...).
 
     Returns:
         The trained model (EMA weights when enabled); its checkpoint is in ``output_dir/checkpoints/last.ckpt``.
@@ -138,9 +141,14 @@ def fit(
     from graphdiff.callbacks import EMA, LastCheckpoint
     from graphdiff.checkpoints import AtomicCheckpointIO
     from graphdiff.datasets.datamodule import GraphDataModule
-    from graphdiff.lit import DiscreteDiffusionModel, _count
+    from graphdiff.lit import model_families
+    from graphdiff.lit.base import _count
     from graphdiff.outputs import check_output_path
 
+    families = model_families()
+    if family not in families:
+        raise GraphdiffError(f"fit: unknown model family {family!r}; known: {', '.join(sorted(families))}")
+    model_class = families[family]
     max_epochs = _count("max_epochs", max_epochs, minimum=1)
     batch_size = _count("batch_size", batch_size, minimum=1)
     if ema_decay is not None and not (isinstance(ema_decay, float | int) and 0.0 < ema_decay < 1.0):
@@ -152,13 +160,14 @@ def fit(
     path = _dataset_file(data, out, name)
     options = {}
     if isinstance(data, Sequence) and not isinstance(data, str) and data and all(isinstance(g, nx.Graph) for g in data):
-        if all(all("type" in d for _, d in g.nodes(data=True)) for g in data):
+        graphs = cast("Sequence[nx.Graph]", data)
+        if all(all("type" in d for _, d in g.nodes(data=True)) for g in graphs):
             options["node_attr"] = "type"
-        if all(all("type" in d for *_, d in g.edges(data=True)) for g in data):
+        if all(all("type" in d for *_, d in g.edges(data=True)) for g in graphs):
             options["edge_attr"] = "type"
     datamodule = GraphDataModule(str(path), root=str(out / "data"), batch_size=batch_size, options=options)
     try:
-        model = DiscreteDiffusionModel(dataset_info=datamodule.dataset_info, **model_args)
+        model = model_class(dataset_info=datamodule.dataset_info, **model_args)
     except TypeError as exc:
         raise GraphdiffError(f"fit: {exc}") from None
     callbacks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True), LastCheckpoint()]

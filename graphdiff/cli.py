@@ -8,8 +8,9 @@
 * ``graphdiff quickstart``: train the small default model, sample, evaluate and draw.
 * ``graphdiff data list|info``: inspect datasets.
 
-Errors in the user's input (a :class:`~graphdiff.errors.GraphdiffError`) are printed as one line,
-exit status 2.
+``-v`` / ``-q`` before the subcommand (or after an argparse one) set how much graphdiff prints
+(:func:`graphdiff.log.configure`). Errors in the user's input (a :class:`~graphdiff.errors.GraphdiffError`) are
+printed as one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ def format_metrics(result: dict) -> str:
 
 def _quickstart_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="train the small default model, sample, evaluate and draw (a few minutes)")
-    p.add_argument("--config", default="configs/quickstart.yaml")
+    p.add_argument("--config", default="quickstart",
+                   help="a config file or a shipped config's name (default: the shipped quickstart)")
     p.add_argument("--output", default="outputs/quickstart", help="folder for the samples, metrics and pictures")
     p.add_argument("--num_samples", type=_positive_int, default=40)
     p.add_argument("--steps", type=_positive_int, default=None, help="reverse steps for sampling (default: T)")
@@ -215,7 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     _quickstart_parser(sub)
     _data_parser(sub)
+    _verbosity_options(parser, default=0)
     return parser
+
+
+def _verbosity_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``-v`` / ``-q`` on ``parser`` and, so they may follow the subcommand, on its argparse subcommands (whose
+    defaults are suppressed, not to overwrite the values given before the subcommand)."""
+    parser.add_argument("-v", "--verbose", action="count", default=default,
+                        help="graphdiff prints details (repeatable)")
+    parser.add_argument("-q", "--quiet", action="count", default=default,
+                        help="graphdiff prints errors only, and no progress bars of its own")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                if name not in LIGHTNING_COMMANDS:  # Lightning's commands parse their own arguments
+                    _verbosity_options(child, default=argparse.SUPPRESS)
 
 
 def _run_sample(args: argparse.Namespace) -> int:
@@ -257,15 +274,25 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    from graphdiff.log import configure
+
+    configure(args.verbose - args.quiet)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in LIGHTNING_COMMANDS:
+        # The options before the subcommand are graphdiff's (-v, -q); a Lightning command gets the rest as it is.
+        k = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+        if k < len(argv) and argv[k] in LIGHTNING_COMMANDS:
             from graphdiff.lightning_cli import run_lightning
 
-            run_lightning(argv)
+            _configure_logging(build_parser().parse_args(argv[:k + 1]))
+            run_lightning(argv[k:])
             return 0
         args = build_parser().parse_args(argv)
+        _configure_logging(args)
         if args.command == "data":
             return _run_data(args)
         if args.command == "sample":

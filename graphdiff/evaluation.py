@@ -105,7 +105,7 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
     Returns:
         ``("molecule", [smiles | None, ...])`` or ``("graph", [networkx.Graph, ...])``.
     """
-    from graphdiff.datasets.graph_files import read_graph_file
+    from graphdiff.datasets.graph_formats import read_graph_file
     from graphdiff.graph import triple_to_networkx
 
     path = Path(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import tempfile
@@ -22,6 +23,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.utilities.rank_zero import rank_zero_module
 
 from graphdiff.checkpoints import (
     AtomicCheckpointIO,
@@ -30,10 +32,13 @@ from graphdiff.checkpoints import (
     model_class,
     read_checkpoint,
 )
+from graphdiff.configs import resolve_config
 from graphdiff.datasets.datamodule import GraphDataModule
 from graphdiff.errors import ConfigError, GraphdiffError
-from graphdiff.lit import GenerativeModel
-from graphdiff.lit_sde import ScoreSDEModel  # noqa: F401  (registers the subclass for `--model ScoreSDEModel`)
+from graphdiff.lit import (
+    GenerativeModel,
+    ScoreSDEModel,  # noqa: F401  (registers the subclass for `--model ScoreSDEModel`)
+)
 
 #: ``--ckpt_path`` values Lightning resolves itself (no file to check).
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
@@ -226,8 +231,39 @@ def _option(argv: list[str], name: str) -> str | None:
     return None
 
 
+def _resolve_configs(argv: list[str]) -> list[str]:
+    """``argv`` with every ``--config`` value as a file: a path, or a shipped config's name (``qm9``, ``sde/qm9``)."""
+    out = list(argv)
+    for k, a in enumerate(out):
+        if a == "--config" and k + 1 < len(out):
+            out[k + 1] = str(resolve_config(out[k + 1]))
+        elif a.startswith("--config="):
+            out[k] = f"--config={resolve_config(a.split('=', 1)[1])}"
+    return out
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip:")
+
+
+def _drop_lightning_notices() -> None:
+    """Keep out of the output what Lightning prints that is not about the run: its product tips (logged with
+    ``rank_zero_info``) and the notice that ``tensorboardX`` is no longer a dependency (a warning); everything else
+    Lightning prints stays."""
+    log = rank_zero_module.log  # the logger rank_zero_info writes to
+    if not any(isinstance(f, _NoTips) for f in log.filters):
+        log.addFilter(_NoTips())
+    warnings.filterwarnings("ignore", message="Starting from v1.9.0, `tensorboardX` has been removed")
+
+
 def run_lightning(argv: list[str]) -> GraphDiffCLI:
-    """Run LightningCLI on ``argv`` (its first item is the subcommand); returns the finished CLI object."""
+    """Run LightningCLI on ``argv`` (its first item is the subcommand); returns the finished CLI object.
+
+    A ``--config`` value that is not a file names a shipped config (:func:`graphdiff.configs.resolve_config`)."""
+    argv = _resolve_configs(argv)
     ckpt = _option(argv, "--ckpt_path")
     tmp = None
     if ckpt and ckpt not in SPECIAL_CKPT_PATHS:
@@ -243,6 +279,7 @@ def run_lightning(argv: list[str]) -> GraphDiffCLI:
     # `graphdiff fit ...` passes its own arguments as `args`; Lightning warns when sys.argv holds them too.
     # (sys.argv itself must stay: DDP re-launches the command from it.)
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    _drop_lightning_notices()
     try:
         return GraphDiffCLI(
             GenerativeModel,

@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 
 import networkx as nx
-import torch
 
+from graphdiff.chem import graphs_to_mols
+from graphdiff.graph import graphs_to_networkx
 from graphdiff.info import DatasetInfo
 from graphdiff.io import atomic_write
 from graphdiff.storage import GraphList
@@ -31,76 +32,85 @@ def _figure_grid(count: int, columns: int, size: float = 2.2):
     return fig, axes.flat
 
 
-def _save_figure(fig, path: str | os.PathLike) -> None:
+def _figure_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    with atomic_write(path, "wb") as f:
-        f.write(buffer.getvalue())
+    return buffer.getvalue()
 
 
-def _draw_graph(ax, g: nx.Graph, title: str | None = None) -> None:
+_PALETTE = ("#3b6ea8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#2e4057", "#c2847a")
+
+
+def _draw_graph(ax, g: nx.Graph, node_types: list[str], title: str | None = None) -> None:
+    """Draw ``g`` on ``ax``; nodes coloured by their ``type`` attribute when there is more than one node type."""
+    if title:
+        ax.set_title(title, fontsize=7)
     if g.number_of_nodes() == 0:
         return
     pos = nx.kamada_kawai_layout(g) if nx.is_connected(g) and g.number_of_nodes() < 200 else nx.spring_layout(g, seed=0)
-    nx.draw_networkx(g, pos, ax=ax, node_size=18, with_labels=False, width=0.6, node_color="#3b6ea8",
+    index = {name: k for k, name in enumerate(node_types)}
+    colors = [_PALETTE[index.get(d.get("type"), 0) % len(_PALETTE)] for _, d in g.nodes(data=True)]
+    nx.draw_networkx(g, pos, ax=ax, node_size=18, with_labels=False, width=0.6, node_color=colors,
                      edge_color="#555555")
-    if title:
-        ax.set_title(title, fontsize=7)
 
 
-def draw_samples(graphs: GraphList, info: DatasetInfo, path: str | os.PathLike, max_items: int = 24,
-                 columns: int = 6) -> Path:
-    """Write a PNG grid of the first ``max_items`` graphs (molecules drawn by RDKit)."""
+def samples_png(graphs: GraphList, info: DatasetInfo, max_items: int = 24, columns: int = 6) -> bytes:
+    """PNG bytes of a grid of the first ``max_items`` graphs (molecules drawn by RDKit, invalid ones labelled)."""
     count = min(max_items, len(graphs))
     subset = graphs.subset(range(count))
     if info.kind == "molecule":
+        from rdkit import Chem
         from rdkit.Chem import Draw
 
-        from graphdiff.chem import graphs_to_mols
-
         mols = graphs_to_mols(subset, info)
-        from rdkit import Chem
-
         shown = [m if m is not None else Chem.Mol() for m in mols]
         legends = ["" if m is not None else "invalid" for m in mols]
         image = Draw.MolsToGridImage(shown, molsPerRow=columns, subImgSize=(220, 180), legends=legends)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        with atomic_write(path, "wb") as f:
-            f.write(buffer.getvalue())
-        return Path(path)
-    from graphdiff.graph import graphs_to_networkx
-
+        return buffer.getvalue()
     fig, axes = _figure_grid(count, min(columns, max(count, 1)))
     for ax, g in zip(axes, graphs_to_networkx(subset, info)):
-        _draw_graph(ax, g)
-    _save_figure(fig, path)
+        _draw_graph(ax, g, info.node_types)
+    return _figure_png(fig)
+
+
+def chain_png(chain: list[tuple[str, GraphList]], info: DatasetInfo) -> bytes:
+    """PNG bytes of a strip of one chain's snapshots ``[(caption, GraphList of one graph)]``, noise (left) to sample.
+
+    Graphs are drawn as graphs (molecules too: intermediate states are rarely valid molecules), nodes coloured by
+    type.
+    """
+    fig, axes = _figure_grid(len(chain), len(chain))
+    for ax, (caption, frame) in zip(axes, chain):
+        _draw_graph(ax, graphs_to_networkx(frame.subset([0]), info)[0], info.node_types, title=caption)
+    return _figure_png(fig)
+
+
+def draw_samples(graphs: GraphList, info: DatasetInfo, path: str | os.PathLike, max_items: int = 24,
+                 columns: int = 6) -> Path:
+    """Write a PNG grid of the first ``max_items`` graphs (molecules drawn by RDKit)."""
+    png = samples_png(graphs, info, max_items, columns)
+    with atomic_write(path, "wb") as f:
+        f.write(png)
     return Path(path)
 
 
 def draw_chain(model, path: str | os.PathLike, seed: int = 0, steps: int | None = None,
                num_nodes: int | None = None, frames: int = 8) -> Path:
-    """Write a PNG strip of ``frames`` snapshots of one reverse chain, from noise (left) to the sample."""
-    from graphdiff.graph import graphs_to_networkx
-    from graphdiff.sampling import sample, sample_num_nodes
-    from graphdiff.storage import GraphList as _GraphList
+    """Write a PNG strip of ``frames`` snapshots of one reverse chain of ``model`` (any family), noise to sample.
 
-    gen = torch.Generator().manual_seed(seed)
-    if num_nodes is None:
-        counts = sample_num_nodes(model.node_count_dist.cpu(), 1, gen)
-    else:
-        counts = torch.tensor([num_nodes])
-    device = next(model.parameters()).device
-    model.eval()
-    result = sample(model.denoiser, model.process, counts.to(device), steps=steps,
-                    generator=torch.Generator(device=device).manual_seed(seed), snapshots=frames)
-    fig, axes = _figure_grid(len(result.chain), len(result.chain))
-    info = model.info
-    for ax, (t, g) in zip(axes, result.chain):
-        nxg = graphs_to_networkx(_GraphList.from_dense(g.argmax().to("cpu")), info)[0]
-        _draw_graph(ax, nxg, title=f"t = {t}")
-    _save_figure(fig, path)
+    Args:
+        model: a :class:`~graphdiff.lit.GenerativeModel`.
+        path: the PNG file.
+        seed, steps, num_nodes: as :meth:`~graphdiff.lit.GenerativeModel.generate`.
+        frames: snapshots, evenly spaced over the chain.
+    """
+    result = model.generate_with_chain(1, frames=frames, steps=steps, seed=seed, num_nodes=num_nodes)
+    png = chain_png(result.chain, model.info)
+    with atomic_write(path, "wb") as f:
+        f.write(png)
     return Path(path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from graphdiff.configs import resolve_config
 from graphdiff.errors import ConfigError
 from graphdiff.io import write_json
 from graphdiff.outputs import check_output_path
@@ -14,7 +15,8 @@ from graphdiff.outputs import check_output_path
 
 def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int | None = None,
                    max_epochs: int | None = None) -> dict:
-    """Fit ``config``, then sample ``num_samples`` graphs and write, under ``output``:
+    """Fit ``config`` (a file or a shipped config's name, see :func:`graphdiff.configs.resolve_config`), then sample
+    ``num_samples`` graphs and write, under ``output``:
 
     ``samples.json`` (or ``samples.smi`` for molecules), ``metrics.json`` (against the test split),
     ``samples.png`` and ``chain.png``; the checkpoints and CSV logs stay in ``output/lightning_logs``.
@@ -28,8 +30,7 @@ def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int |
     from graphdiff.pictures import draw_chain, draw_samples
     from graphdiff.sample_files import write_samples
 
-    if not Path(config).is_file():
-        raise ConfigError(f"{config}: no such config file (run from the repository root or pass --config)")
+    config = str(resolve_config(config))
     if num_samples < 1:
         raise ConfigError(f"num_samples={num_samples}: must be >= 1")
     _check_steps(config, steps)
@@ -48,7 +49,7 @@ def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int |
     fit_seconds = time.time() - start
 
     model = load_model(ckpt)
-    graphs = model.generate(num_samples, steps=steps, seed=0, progress=True)
+    graphs = model.generate(num_samples, steps=steps, seed=0)  # a bar on a terminal, none after -q
     samples = out / ("samples.smi" if model.info.kind == "molecule" else "samples.json")
     write_samples(samples, graphs, model.info)
     metrics = evaluate_generated(graphs, model.info, cli.datamodule.data, reference_split="test")

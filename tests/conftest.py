@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -25,3 +26,18 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "data"
     monkeypatch.setenv("GRAPHDIFF_ROOT", str(root))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _restore_graphdiff_logging(monkeypatch: pytest.MonkeyPatch):
+    """``graphdiff.cli.main`` configures the ``graphdiff`` logger (a handler on the test's stderr, no propagation, see
+    graphdiff/log.py); undo it after each test, so later tests' ``caplog`` still receives graphdiff's records."""
+    from graphdiff import log
+
+    logger = logging.getLogger(log.ROOT)
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    monkeypatch.setattr(log, "_progress_enabled", log._progress_enabled)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.propagate = saved[1]
+    logger.setLevel(saved[2])

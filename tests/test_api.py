@@ -7,7 +7,7 @@ import pytest
 from rdkit import Chem
 
 import graphdiff.api as gd
-from graphdiff.datasets.graph_files import read_graph_file
+from graphdiff.datasets.graph_formats import read_graph_file
 from graphdiff.errors import GraphdiffError
 from graphdiff.sample_files import write_samples
 

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from graphdiff.cli import main
-from graphdiff.datasets.graph_files import read_graph_file
+from graphdiff.datasets.graph_formats import read_graph_file
 
 TINY_MODEL = {
     "class_path": "graphdiff.lit.DiscreteDiffusionModel",

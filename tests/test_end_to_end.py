@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss, make_schedule, make_transition
+from graphdiff.diffusion.sampler import DiscreteGraphSampler
+from graphdiff.generation import generate
 from graphdiff.models import GraphTransformerDenoiser
-from graphdiff.sampling import sample_many
 from graphdiff.storage import GraphList
 
 T = 500
@@ -70,7 +71,7 @@ def test_overfit_single_graph_is_sampled_back():
         torch.set_num_threads(threads)
     counts = torch.full((SAMPLES,), target.number_of_nodes())
     for steps in (T, T // 10):
-        graphs = sample_many(model, process, counts, batch_size=SAMPLES, steps=steps, seed=1)
+        graphs = generate(DiscreteGraphSampler(process, model, steps), counts, SAMPLES, seed=1).graphs
         hits = 0
         for _, edge_index, _ in graphs:
             g = nx.empty_graph(target.number_of_nodes())

@@ -129,10 +129,10 @@ def test_registered_user_model_is_loadable(tiny, tmp_path):
     try:
         assert type(gd.load_model(path)) is MyModel
     finally:  # keep the registry as it was for other tests
-        import graphdiff.lit as lit
+        import graphdiff.lit.base as base
 
         for key in [k for k, v in registered_models().items() if v is MyModel]:
-            del lit._MODELS[key]
+            del base._MODELS[key]
 
 
 # ---------------------------------------------------------------------------------------------- 2. nothing lost
@@ -285,7 +285,7 @@ def test_resume_with_options_that_cannot_take_effect_is_refused(tiny, tmp_path, 
 def test_a_config_of_another_family_on_a_checkpoint_is_refused(tiny, tmp_path, capsys):
     _, config, last = tiny
     blob = yaml.safe_load(Path(config).read_text())
-    blob["model"] = {"class_path": "graphdiff.lit_sde.ScoreSDEModel", "init_args": {}}
+    blob["model"] = {"class_path": "graphdiff.lit.ScoreSDEModel", "init_args": {}}
     other = tmp_path / "sde.yaml"
     other.write_text(yaml.safe_dump(blob))
     assert run("fit", "--config", other, "--ckpt_path", last, "--trainer.max_steps", "4") == 2

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from graphdiff.diffusion import DiscreteDiffusion, make_schedule, make_transition
+from graphdiff.diffusion.sampler import DiscreteGraphSampler, time_grid
 from graphdiff.errors import ConfigError
-from graphdiff.sampling import sample, sample_many, time_grid
+from graphdiff.generation import generate, node_mask_from_counts, run_sampler
 from graphdiff.types import DenseGraph
 
 
@@ -54,8 +55,8 @@ def recovered(graph: nx.Graph, T: int, steps: int, samples: int = 200) -> float:
     density = 2 * m / (n * (n - 1))
     process = DiscreteDiffusion(make_schedule("cosine", T),
                                 make_transition("marginal", 1, 2, [1.0], torch.tensor([1 - density, density])))
-    graphs = sample_many(ExactDenoiser(graph, process), process, torch.full((samples,), n), batch_size=samples,
-                         steps=steps, seed=0)
+    sampler = DiscreteGraphSampler(process, ExactDenoiser(graph, process), steps)
+    graphs = generate(sampler, torch.full((samples,), n), batch_size=samples, seed=0).graphs
     hits = 0
     for _, edge_index, _ in graphs:
         g = nx.empty_graph(n)
@@ -94,11 +95,31 @@ def test_sampling_is_seeded_and_keeps_the_order_of_node_counts():
     process = DiscreteDiffusion(make_schedule("cosine", 20), make_transition("uniform", 1, 2))
     net = ExactDenoiser(graph, process)
     counts = torch.tensor([5, 5, 5, 5])
-    a = sample_many(net, process, counts, batch_size=2, steps=5, seed=3)
-    b = sample_many(net, process, counts, batch_size=2, steps=5, seed=3)
-    c = sample_many(net, process, counts, batch_size=2, steps=5, seed=4)
+    def run(seed):
+        return generate(DiscreteGraphSampler(process, net, 5), counts, batch_size=2, seed=seed).graphs
+
+    a, b, c = run(3), run(3), run(4)
     assert torch.equal(a.edge_index, b.edge_index) and not torch.equal(a.edge_index, c.edge_index)
     generator = torch.Generator().manual_seed(0)
-    result = sample(net, process, torch.tensor([5, 3]), steps=4, snapshots=3, generator=generator)
-    assert [t for t, _ in result.chain] == [20, 10, 0]  # grid 20, 15, 10, 5, 0; 3 evenly spaced snapshots
-    assert result.graphs.node_mask.sum(1).tolist() == [5, 3]
+    sampler = DiscreteGraphSampler(process, net, 4)
+    graph, chain = run_sampler(sampler, node_mask_from_counts(torch.tensor([5, 3])), generator, frames=3)
+    assert [label for label, _ in chain] == ["t = 20", "t = 10", "t = 0"]  # grid 20, 15, 10, 5, 0; 3 snapshots
+    assert chain[-1][1] is graph and graph.node_mask.sum(1).tolist() == [5, 3]
+
+
+class UniformLogits(nn.Module):
+    """Predicts every class equally likely, for any graph size."""
+
+    def forward(self, noisy: DenseGraph, t: torch.Tensor) -> DenseGraph:
+        return DenseGraph(torch.zeros_like(noisy.X), torch.zeros_like(noisy.E), noisy.y, noisy.node_mask)
+
+
+def test_generate_returns_the_chain_of_every_sample_in_order():
+    process = DiscreteDiffusion(make_schedule("cosine", 20), make_transition("uniform", 1, 2))
+    counts = torch.tensor([3, 5, 4])
+    result = generate(DiscreteGraphSampler(process, UniformLogits(), 4), counts, batch_size=2, seed=0, frames=5)
+    assert [label for label, _ in result.chain] == ["t = 20", "t = 15", "t = 10", "t = 5", "t = 0"]
+    for _, frame in result.chain:
+        assert frame.num_nodes.tolist() == [3, 5, 4]
+    last = result.chain[-1][1]
+    assert torch.equal(last.edge_index, result.graphs.edge_index) and torch.equal(last.edge_ptr, result.graphs.edge_ptr)

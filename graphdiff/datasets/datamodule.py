@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import os
 from pathlib import Path
@@ -11,8 +10,10 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from graphdiff.datasets.registry import GraphDataset, dataset_root
+from graphdiff.datasets.dataset import GraphDataset
+from graphdiff.datasets.registry import dataset_root
 from graphdiff.datasets.sources import default_root
+from graphdiff.datasets.user_files import looks_like_path, open_dataset
 from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
 from graphdiff.storage import GraphList
@@ -44,47 +45,8 @@ class DenseCollater:
         return self.graphs.to_dense(indices, self.dx, self.de)
 
 
-SMILES_SUFFIXES = (".smi", ".smi.gz", ".smiles", ".smiles.gz", ".txt", ".txt.gz", ".csv", ".csv.gz")
-
-
-def open_dataset(name: str, /, root: str | os.PathLike | None = None, **options: Any) -> GraphDataset:
-    """Load a dataset by registry name, or a graph / SMILES file by path.
-
-    Files ending in ``.smi``, ``.txt``, ``.csv`` or ``.csv.gz`` are read as molecules; ``.json``,
-    ``.json.gz``, ``.npz``, ``.graphml``, ``.pkl`` as graphs. ``name`` is positional only, so a file's
-    ``name=`` option reaches its loader.
-
-    Raises:
-        ConfigError: ``name`` is not a string or path, or an option the loader does not have (the message
-            lists the valid ones).
-    """
-    from graphdiff.datasets import graph_files, molecules
-    from graphdiff.datasets.registry import load_dataset
-
-    if not isinstance(name, str | os.PathLike):
-        raise ConfigError(f"dataset {name!r}: expected a registered name or a file path")
-    name = os.fspath(name)
-    if _looks_like_path(name):
-        path = Path(name)
-        is_smiles = path.name.lower().endswith(SMILES_SUFFIXES)
-        loader = molecules.load_smiles_file if is_smiles else graph_files.load_graph_file
-        valid = [p for p in inspect.signature(loader).parameters if p not in ("path", "root")]
-        unknown = sorted(set(options) - set(valid))
-        if unknown:
-            raise ConfigError(
-                f"{path}: unknown option(s) {', '.join(unknown)} for a {'SMILES' if is_smiles else 'graph'} file; "
-                f"valid: {', '.join(sorted(valid))}"
-            )
-        return loader(path, root=root, **options)
-    return load_dataset(name, root=root, **options)
-
-
 def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
-
-
-def _looks_like_path(name: str) -> bool:
-    return os.sep in name or "." in Path(name).name or Path(name).exists()
 
 
 class GraphDataModule(pl.LightningDataModule):
@@ -167,7 +129,7 @@ class GraphDataModule(pl.LightningDataModule):
         if self.hparams.path is not None:
             return {"dataset": None, "path": str(Path(self.hparams.path).resolve())}
         value = self.dataset_name
-        return {"dataset": str(Path(value).resolve()) if _looks_like_path(value) else value}
+        return {"dataset": str(Path(value).resolve()) if looks_like_path(value) else value}
 
     def prepare_data(self) -> None:
         # Process once on the main process so DDP ranks find the cache.

@@ -11,6 +11,10 @@ graphdiff downloads a file only when its content is pinned (:class:`RawFile`: SH
 blob id at a fixed commit, or a digest of what the file parses to); a download whose digest differs is deleted and
 refused with a one-line :class:`~graphdiff.errors.DataError`. Files found locally (steps 1 and 2) are the user's
 and are not checked. Offline, step 3 fails with a one-line message that names the file and where to put it.
+Downloads show a progress bar in MiB (:func:`graphdiff.log.progress`).
+
+A dataset built from files records them in ``info.source`` (:func:`file_source`), so its cache is rebuilt when their
+bytes change.
 """
 
 from __future__ import annotations
@@ -18,23 +22,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graphdiff.errors import DataError
-from graphdiff.io import new_file_mode
+from graphdiff.io import file_sha256, new_file_mode
+from graphdiff.log import progress
 
 DATA_DIR_ENV = "GRAPHDIFF_DATA_DIR"
 ROOT_ENV = "GRAPHDIFF_ROOT"
 #: The commit of the GDSS repository (Jo et al. 2022) whose ``data/`` files graphdiff downloads and pins.
 GDSS_COMMIT = "24cc490e0c5b39cbd265fda33ab2bc8b528d4454"
 GDSS_DATA_URL = f"https://raw.githubusercontent.com/harryjo97/GDSS/{GDSS_COMMIT}/data/"
+_MIB = 1 << 20
 
 
 def default_root() -> Path:
@@ -140,7 +145,10 @@ def _download(dataset: str, raw: RawFile, dest: Path) -> Path:
     try:
         os.chmod(tmp, new_file_mode())  # readable like any other file, not mkstemp's 0o600
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(raw.url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
+            size = getattr(resp, "length", None)  # None when the server does not say
+            total = -(-size // _MIB) if size else None
+            for block in progress(_blocks(resp), f"downloading {raw.name}", total=total, unit="MiB"):
+                out.write(block)
         _check_pins(dataset, raw, Path(tmp), dest)
         os.replace(tmp, dest)
         return dest
@@ -152,6 +160,12 @@ def _download(dataset: str, raw: RawFile, dest: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _blocks(stream: Any) -> Iterator[bytes]:
+    """The bytes of a binary stream in blocks of 1 MiB (the last one shorter)."""
+    while block := stream.read(_MIB):
+        yield block
 
 
 _DIGEST_NAMES = {"sha256": "SHA-256", "md5": "MD5", "git_blob": "git blob id"}
@@ -178,3 +192,14 @@ def _check_pins(dataset: str, raw: RawFile, tmp: Path, dest: Path) -> None:
                 f"{dataset}: {raw.url} gives {raw.content.what} with SHA-256 {digest}, expected {raw.content.sha256}; "
                 f"{refused}"
             )
+
+
+def file_source(path: Path) -> dict[str, str]:
+    """The fingerprint of a dataset's source file: ``{"file": absolute path, "sha256": digest of the bytes}``."""
+    return {"file": str(path.resolve()), "sha256": file_sha256(path)}
+
+
+def multi_file_source(paths: Sequence[Path]) -> dict[str, Any]:
+    """The first file's fingerprint (what the cache checks) plus every file's under ``files``."""
+    files = [file_source(p) for p in paths]
+    return {**files[0], "files": files}

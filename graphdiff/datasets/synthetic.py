@@ -5,12 +5,8 @@ evaluate on; ``comm20`` follows the community generator of GraphScoreMatching / 
 reuses. Every graph ``i`` is drawn from its own NumPy stream ``default_rng([seed, i])``, so a graph
 does not depend on how many others are generated.
 
-Splits follow DiGress (``SpectreGraphDataset``): with ``N`` graphs,
-``test = round(0.2 N)``, ``train = round(0.8 (N - test))``, ``val = N - train - test``; a permutation
-``torch.randperm(N, generator=torch.Generator().manual_seed(split_seed))`` gives train its first
-``train`` entries, val the next ``val`` and test the rest. Indices are stored sorted, as DiGress
-keeps the graphs of each split in generation order. (SPECTRE itself cuts the same sizes with
-``torch.utils.data.random_split`` and seed 1234.) For 200 graphs this is 128 / 32 / 40.
+Splits follow DiGress (:func:`graphdiff.datasets.splits.spectre_split`; 128 / 32 / 40 for 200 graphs), indices
+stored sorted, as DiGress keeps the graphs of each split in generation order.
 
 All graphs are unlabelled: node classes ``["node"]``, edge classes ``["none", "edge"]``.
 """
@@ -27,9 +23,10 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay
-from torch import Tensor
 
-from graphdiff.datasets.registry import BuildContext, BuiltDataset, GraphDataset, register
+from graphdiff.datasets.dataset import BuildContext, BuiltDataset, GraphDataset
+from graphdiff.datasets.registry import register
+from graphdiff.datasets.splits import spectre_split
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import text_sha256
 from graphdiff.storage import GraphList
@@ -40,25 +37,6 @@ EDGE_TYPES = ["none", "edge"]
 GENERATOR_VERSION = 1
 
 Edges = np.ndarray  # [m, 2] int64 node pairs
-
-
-# ---------------------------------------------------------------------------------------------- splits
-def spectre_split(num_graphs: int, split_seed: int = 0) -> dict[str, Tensor]:
-    """DiGress / SPECTRE train-val-test split of ``num_graphs`` graphs (see the module docstring).
-
-    Returns:
-        ``{"train", "val", "test"}`` -> sorted long indices, disjoint, covering ``0..num_graphs-1``.
-    """
-    test_len = int(round(num_graphs * 0.2))
-    train_len = int(round((num_graphs - test_len) * 0.8))
-    val_len = num_graphs - train_len - test_len
-    perm = torch.randperm(num_graphs, generator=torch.Generator().manual_seed(split_seed))
-    parts = {
-        "train": perm[:train_len],
-        "val": perm[train_len : train_len + val_len],
-        "test": perm[train_len + val_len :],
-    }
-    return {k: torch.sort(v).values for k, v in parts.items()}
 
 
 # ---------------------------------------------------------------------------------------------- generators

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphdiff.errors import ConfigError
+from graphdiff.types import DenseGraph, mask_nodes
 from graphdiff.types import mask_adj as mask_adjs
-from graphdiff.types import mask_nodes
 
 Activation = Callable[[Tensor], Tensor]
 
@@ -372,7 +372,9 @@ class ScoreNetworkA(nn.Module):
 
 
 class GDSSScoreModel(nn.Module):
-    """The pair of GDSS networks as one module: ``(x, adj, flags) -> (out_x, out_adj)``.
+    """The pair of GDSS networks as one module on graphdiff's network contract: ``(graph, t) -> graph``, with
+    ``graph.X`` the node state ``x [B, n, F]`` and ``graph.E`` the adjacency ``adj [B, n, n, 1]`` (``t`` is
+    ignored: GDSS's networks are not time-conditioned).
 
     GDSS trains the two networks with separate Adam optimisers and clips each one's gradient norm separately
     (``train.grad_norm``); with one optimiser over ``parameters()``, clip ``x_net`` and ``adj_net`` apart.
@@ -387,8 +389,10 @@ class GDSSScoreModel(nn.Module):
         self.x_net = x_net
         self.adj_net = adj_net
 
-    def forward(self, x: Tensor, adj: Tensor, flags: Tensor) -> tuple[Tensor, Tensor]:
-        return self.x_net(x, adj, flags), self.adj_net(x, adj, flags)
+    def forward(self, graph: DenseGraph, t: Tensor | None = None) -> DenseGraph:
+        x, adj, flags = graph.X, graph.E.squeeze(-1), graph.node_mask.to(graph.X.dtype)
+        out_x, out_adj = self.x_net(x, adj, flags), self.adj_net(x, adj, flags)
+        return DenseGraph(out_x, out_adj.unsqueeze(-1), graph.y, graph.node_mask)
 
     @classmethod
     def from_config(cls, max_feat_num: int, max_node_num: int | None = None, x: str = "ScoreNetworkX",

@@ -7,7 +7,7 @@
 * :mod:`graphdiff.sde.process`: :class:`ScoreSDEProcess` and :class:`GraphEncoding` (DenseGraph <-> (x, adj)).
 * :mod:`graphdiff.sde.correction`: GDSS's optional valency correction of generated molecules.
 
-The LightningModule is :class:`graphdiff.lit_sde.ScoreSDEModel`.
+The LightningModule is :class:`graphdiff.lit.ScoreSDEModel`.
 
 See ``docs/sde.md`` for the equations.
 """

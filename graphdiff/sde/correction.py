@@ -7,7 +7,7 @@ largest valence of each node class, charge included) instead of RDKit's sanitisa
 RDKit and runs on any batch. Ties between bonds of the same order go to the neighbour of lowest index.
 
 The correction changes the samples: report metrics with and without it separately (GDSS's validity numbers are
-*without* correction). It is off by default in :class:`~graphdiff.lit_sde.ScoreSDEModel`.
+*without* correction). It is off by default in :class:`~graphdiff.lit.ScoreSDEModel`.
 """
 
 from __future__ import annotations

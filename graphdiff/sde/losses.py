@@ -6,7 +6,10 @@ Network output convention (GDSS ``losses.get_score_fn``, reproduced exactly):
   ``-output / std(t)``.
 * VE: the network output *is* the score.
 
-GDSS's networks are not conditioned on ``t``; for VP the ``1/std(t)`` factor carries the time dependence.
+Every network follows graphdiff's one network contract, ``network(graph: DenseGraph, t [B]) -> DenseGraph``
+(:data:`graphdiff.models.base.GraphNetwork`): here ``graph.X`` holds the node state ``x [B, n, F]`` and ``graph.E``
+the adjacency ``adj [B, n, n, 1]``, and the output has the same shapes. GDSS's networks ignore ``t``; for VP the
+``1/std(t)`` factor carries the time dependence.
 
 With ``score = output_to_score(...)`` the per-sample loss is ``reduce(|score * std + z|^2)``, where ``reduce`` is
 ``0.5 * sum`` (``reduce_mean=False``, GDSS's default) or ``mean`` over all entries, padding included; the
@@ -21,20 +24,20 @@ import torch
 from torch import Tensor
 
 from graphdiff.sde.sdes import SDE, VESDE, VPSDE, broadcast_time, node_noise, symmetric_noise
-from graphdiff.types import mask_adj, mask_nodes
+from graphdiff.types import DenseGraph, mask_adj, mask_nodes
 
-GraphNetwork = Callable[..., tuple[Tensor, Tensor]]
+#: graphdiff's network contract (the same as :data:`graphdiff.models.base.GraphNetwork`).
+GraphNetwork = Callable[[DenseGraph, Tensor], DenseGraph]
 
 
 def call_network(network: GraphNetwork, x: Tensor, adj: Tensor, flags: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """``network(x, adj, flags)``, or ``network(x, adj, flags, t)`` for a network with ``time_conditioned = True``.
+    """``(out_x, out_adj)`` of a network for the states ``x [B, n, F]`` and ``adj [B, n, n]`` at times ``t [B]``.
 
-    GDSS's networks take no time; a time-conditioned network (e.g. the graph transformer) gets ``t [B]`` in
-    ``[0, 1]`` as a fourth argument.
+    The states travel as a :class:`DenseGraph` (``X = x``, ``E = adj[..., None]``, no global features).
     """
-    if getattr(network, "time_conditioned", False):
-        return network(x, adj, flags, t)
-    return network(x, adj, flags)
+    y = torch.zeros(x.shape[0], 0, dtype=x.dtype, device=x.device)
+    out = network(DenseGraph(x, adj.unsqueeze(-1), y, flags.bool()), t)
+    return out.X, out.E.squeeze(-1)
 
 
 def output_to_score(sde: SDE, output: Tensor, t: Tensor) -> Tensor:
@@ -120,8 +123,7 @@ class GraphScoreMatchingLoss:
         """Losses of one batch.
 
         Args:
-            network: ``(x [B, n, F], adj [B, n, n], flags [B, n]) -> (out_x, out_adj)`` (same shapes); see
-                :func:`call_network` for time-conditioned networks.
+            network: ``(DenseGraph, t) -> DenseGraph`` (see :func:`call_network`).
             x: ``[B, n, F]`` clean node features, zero on padding.
             adj: ``[B, n, n]`` clean symmetric adjacency, zero on padding and diagonal.
             flags: ``[B, n]`` node mask (bool or 0/1 float).

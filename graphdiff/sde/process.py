@@ -21,8 +21,9 @@ from torch import Tensor
 
 from graphdiff.chem import BOND_ORDERS
 from graphdiff.errors import ConfigError
+from graphdiff.generation import GraphSampler, run_sampler
 from graphdiff.sde.losses import GraphNetwork, GraphScoreMatchingLoss, call_network, output_to_score
-from graphdiff.sde.samplers import JointScoreFn, NoiseFn, SamplerSettings, sample_system
+from graphdiff.sde.samplers import JointScoreFn, NoiseFn, SamplerSettings, SystemSampler, discretise
 from graphdiff.sde.sdes import SDE, node_noise, symmetric_noise
 from graphdiff.types import DenseGraph, mask_adj, mask_nodes, symmetrize_upper
 
@@ -267,41 +268,80 @@ class ScoreSDEProcess:
         adj = symmetric_noise(torch.empty(B, n, n, device=flags.device), flags, generator) * self.sde_adj.prior_std
         return x, adj
 
-    def sample_continuous(self, network: GraphNetwork, node_mask: Tensor, num_features: int,
-                          settings: SamplerSettings | None = None,
-                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Continuous ``(x, adj)`` samples before quantisation.
+    def sampler(self, network: GraphNetwork, num_node_types: int, settings: SamplerSettings | None = None,
+                drop_isolated: bool = False, correction: Correction | None = None) -> ScoreSDEGraphSampler:
+        """The reverse system with ``network`` bound, as a :class:`~graphdiff.generation.GraphSampler`.
 
         Args:
-            network: ``(x, adj, flags) -> (out_x, out_adj)``; called under ``torch.no_grad``.
-            node_mask: ``[B, n]`` bool, the node count of each sample (drawn by the caller).
-            num_features: width ``F`` of ``x`` (:meth:`GraphEncoding.num_features`).
+            network: ``(DenseGraph, t) -> DenseGraph`` (see :func:`~graphdiff.sde.losses.call_network`).
+            num_node_types: ``dx`` of the output graphs.
             settings: sampler (default: GDSS's QM9 sampler, reverse diffusion + Langevin, snr 0.2, scale 0.7).
-            generator: RNG for the prior and every noise draw (put it on ``node_mask.device``).
+            drop_isolated: see :meth:`GraphEncoding.decode`.
+            correction: optional post-quantisation step of the final samples, e.g. a valency correction for
+                molecules; results with and without it are reported separately (GDSS reports validity without).
         """
-        settings = settings if settings is not None else SamplerSettings()
-        flags = node_mask.float()
-        init = self.prior_sampling(flags, num_features, generator)
-        x, adj = sample_system(settings, self.sdes, self.score_fn(network, flags), self.noise_fn(flags, generator),
-                               init)
-        return mask_nodes(x, flags), mask_adj(adj, flags)
+        return ScoreSDEGraphSampler(self, network, num_node_types, settings or SamplerSettings(), drop_isolated,
+                                    correction)
 
     def sample(self, network: GraphNetwork, node_mask: Tensor, num_node_types: int,
                settings: SamplerSettings | None = None, generator: torch.Generator | None = None,
                drop_isolated: bool = False, correction: Correction | None = None) -> DenseGraph:
-        """Sample graphs and quantise them (adjacency to the nearest edge value, ``x`` by argmax).
+        """Sample one batch and quantise it (adjacency to the nearest edge value, ``x`` by argmax).
 
         Args:
-            network, node_mask, settings, generator: as :meth:`sample_continuous`.
-            num_node_types: ``dx`` of the output graphs.
-            drop_isolated: see :meth:`GraphEncoding.decode`.
-            correction: optional post-quantisation step, e.g. a valency correction for molecules; results with
-                and without it are to be reported separately (GDSS reports validity without correction).
+            node_mask: ``[B, n]`` bool, the node count of each sample (drawn by the caller).
+            generator: RNG for the prior and every noise draw (put it on ``node_mask.device``).
+            network, num_node_types, settings, drop_isolated, correction: as :meth:`sampler`.
 
         Returns:
             One-hot :class:`DenseGraph` batch.
         """
-        x, adj = self.sample_continuous(network, node_mask, self.encoding.num_features(num_node_types), settings,
-                                        generator)
-        graph = self.encoding.decode(x, adj, node_mask.float(), num_node_types, drop_isolated=drop_isolated)
-        return correction(graph) if correction is not None else graph
+        sampler = self.sampler(network, num_node_types, settings, drop_isolated, correction)
+        return run_sampler(sampler, node_mask, generator)[0]
+
+
+class ScoreSDEGraphSampler(GraphSampler):
+    """The reverse SDE system of a :class:`ScoreSDEProcess` as a :class:`~graphdiff.generation.GraphSampler`: the
+    state is ``(states, means, flags)`` with ``states = [x, adj]``; decoding quantises (the means after the last
+    step with ``noise_removal``, as GDSS)."""
+
+    def __init__(self, process: ScoreSDEProcess, network: GraphNetwork, num_node_types: int,
+                 settings: SamplerSettings, drop_isolated: bool, correction: Correction | None) -> None:
+        self.process = process
+        self.network = network
+        self.num_node_types = num_node_types
+        self.settings = settings
+        self.drop_isolated = drop_isolated
+        self.correction = correction
+        self._steps = discretise(process.sdes, settings.num_steps)[-1].N
+        self._times: Tensor | None = None
+
+    @property
+    def num_steps(self) -> int:
+        return self._steps
+
+    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None) -> tuple:
+        flags = node_mask.float()
+        x, adj = self.process.prior_sampling(flags, self.process.encoding.num_features(self.num_node_types),
+                                             generator)
+        system = SystemSampler(self.settings, self.process.sdes, self.process.score_fn(self.network, flags),
+                               self.process.noise_fn(flags, generator))
+        self._times = system.times(x)
+        return system, [x, adj], [x, adj], flags
+
+    def step(self, state: tuple, k: int, generator: torch.Generator | None = None) -> tuple:
+        system, states, _, flags = state
+        states, means = system.step(states, self._times[k])
+        return system, states, means, flags
+
+    def decode(self, state: tuple, final: bool = False) -> DenseGraph:
+        _, states, means, flags = state
+        x, adj = means if final and self.settings.noise_removal else states
+        graph = self.process.encoding.decode(mask_nodes(x, flags), mask_adj(adj, flags), flags, self.num_node_types,
+                                             drop_isolated=self.drop_isolated)
+        return self.correction(graph) if final and self.correction is not None else graph
+
+    def label(self, k: int) -> str:
+        if self._times is None or k >= len(self._times):
+            return "t = 0"
+        return f"t = {float(self._times[k]):.2f}"

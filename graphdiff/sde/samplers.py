@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from graphdiff.errors import ConfigError
+from graphdiff.generation import SamplerConfig
 from graphdiff.sde.sdes import SDE, broadcast_time
 
 JointScoreFn = Callable[[Sequence[Tensor], Tensor], Sequence[Tensor]]
@@ -199,7 +200,7 @@ def _lookup(table: dict, name: str, what: str):
     return table[key]
 
 
-def _with_steps(sdes: Sequence[SDE], num_steps: int | None) -> list[SDE]:
+def discretise(sdes: Sequence[SDE], num_steps: int | None) -> list[SDE]:
     """Discretise every SDE with the same number of steps (default: the last SDE's ``N``, as GDSS's ``sde_adj.N``)."""
     n = int(num_steps) if num_steps is not None else sdes[-1].N
     return [sde if sde.N == n else sde.with_steps(n) for sde in sdes]
@@ -242,17 +243,8 @@ def pc_sample(
     Returns:
         The final states.
     """
-    sdes = _with_steps(sdes, num_steps)
-    pred = _lookup(PREDICTORS, predictor, "predictor")(sdes, score_fn, noise_fn, probability_flow)
-    corr = _lookup(CORRECTORS, corrector, "corrector")(sdes, score_fn, noise_fn, snr, scale_eps, n_steps)
-    states, means = list(init), list(init)
-    batch = states[0].shape[0]
-    with torch.no_grad():
-        for t in _time_grid(sdes[-1], eps, states[0]):
-            vec_t = t.expand(batch)
-            states, means = corr.update_fn(states, vec_t)
-            states, means = pred.update_fn(states, vec_t)
-    return means if denoise else states
+    settings = SamplerSettings(predictor, corrector, snr, scale_eps, n_steps, probability_flow, denoise, eps, num_steps)
+    return _run(SystemSampler(settings, sdes, score_fn, noise_fn), init)
 
 
 def s4_sample(
@@ -282,33 +274,84 @@ def s4_sample(
     Returns:
         The final states.
     """
-    sdes = _with_steps(sdes, num_steps)
-    states, means = list(init), list(init)
-    batch = states[0].shape[0]
+    settings = SamplerSettings("S4", "Langevin", snr, scale_eps, 1, False, denoise, eps, num_steps)
+    return _run(SystemSampler(settings, sdes, score_fn, noise_fn), init)
+
+
+def _s4_update(sdes: Sequence[SDE], score_fn: JointScoreFn, noise_fn: NoiseFn, states: Sequence[Tensor],
+               vec_t: Tensor, snr: float, scale_eps: float) -> tuple[States, States]:
+    """One S4 step at time ``vec_t [B]`` (see :func:`s4_sample`); returns ``(states, means)``."""
     dt = -1.0 / sdes[-1].N
+    half = torch.full_like(vec_t, dt / 2)
+    scores = score_fn(states, vec_t)
+    new, means = [], []
+    for i, (sde, x, score) in enumerate(zip(sdes, states, scores, strict=True)):
+        score_drift = -broadcast_time(sde.diffusion_coeff(vec_t) ** 2, x) * score
+        x, _ = langevin_step(sde, x, score, noise_fn(i, x), vec_t, snr, scale_eps)
+        mu, sigma = sde.transition(x, vec_t, half)
+        x = mu + broadcast_time(sigma, x) * noise_fn(i, x)
+        x = x + score_drift * dt
+        mu, sigma = sde.transition(x, vec_t + half, half)
+        x = mu + broadcast_time(sigma, x) * noise_fn(i, x)
+        new.append(x)
+        means.append(mu)
+    return new, means
+
+
+class SystemSampler:
+    """The sampler that :class:`SamplerSettings` name, one time step at a time (the loops of :func:`pc_sample` and
+    :func:`s4_sample`, split so that a caller can record or picture every step).
+
+    Args:
+        settings: the sampler.
+        sdes: forward SDE of each state (all discretised with ``settings.num_steps`` steps).
+        score_fn: joint score function ``(states, t) -> scores``.
+        noise_fn: ``(i, like) -> noise`` for state ``i``.
+    """
+
+    def __init__(self, settings: SamplerSettings, sdes: Sequence[SDE], score_fn: JointScoreFn,
+                 noise_fn: NoiseFn) -> None:
+        self.settings = settings
+        self.sdes = discretise(sdes, settings.num_steps)
+        self.score_fn = score_fn
+        self.noise_fn = noise_fn
+        self.s4 = settings.predictor.lower() == "s4"
+        if not self.s4:
+            self.predictor = _lookup(PREDICTORS, settings.predictor, "predictor")(
+                self.sdes, score_fn, noise_fn, settings.probability_flow)
+            self.corrector = _lookup(CORRECTORS, settings.corrector, "corrector")(
+                self.sdes, score_fn, noise_fn, settings.snr, settings.scale_eps, settings.n_steps)
+
+    @property
+    def num_steps(self) -> int:
+        return self.sdes[-1].N
+
+    def times(self, like: Tensor) -> Tensor:
+        """``[num_steps]`` times from ``T`` down to ``eps``."""
+        return _time_grid(self.sdes[-1], self.settings.eps, like)
+
+    def step(self, states: Sequence[Tensor], t: Tensor) -> tuple[States, States]:
+        """One step at time ``t`` (a scalar of :meth:`times`); returns ``(states, means)`` (the noise-free
+        estimates, returned after the last step with ``noise_removal``)."""
+        vec_t = t.expand(states[0].shape[0])
+        if self.s4:
+            return _s4_update(self.sdes, self.score_fn, self.noise_fn, states, vec_t, self.settings.snr,
+                              self.settings.scale_eps)
+        states, _ = self.corrector.update_fn(states, vec_t)
+        return self.predictor.update_fn(states, vec_t)
+
+
+def _run(sampler: SystemSampler, init: Sequence[Tensor]) -> States:
+    states, means = list(init), list(init)
     with torch.no_grad():
-        for t in _time_grid(sdes[-1], eps, states[0]):
-            vec_t = t.expand(batch)
-            half = torch.full_like(vec_t, dt / 2)
-            scores = score_fn(states, vec_t)
-            new, means = [], []
-            for i, (sde, x, score) in enumerate(zip(sdes, states, scores, strict=True)):
-                score_drift = -broadcast_time(sde.diffusion_coeff(vec_t) ** 2, x) * score
-                x, _ = langevin_step(sde, x, score, noise_fn(i, x), vec_t, snr, scale_eps)
-                mu, sigma = sde.transition(x, vec_t, half)
-                x = mu + broadcast_time(sigma, x) * noise_fn(i, x)
-                x = x + score_drift * dt
-                mu, sigma = sde.transition(x, vec_t + half, half)
-                x = mu + broadcast_time(sigma, x) * noise_fn(i, x)
-                new.append(x)
-                means.append(mu)
-            states = new
-    return means if denoise else states
+        for t in sampler.times(states[0]):
+            states, means = sampler.step(states, t)
+    return means if sampler.settings.noise_removal else states
 
 
 @dataclass
-class SamplerSettings:
-    """GDSS's ``sampler`` and ``sample`` config keys.
+class SamplerSettings(SamplerConfig):
+    """GDSS's ``sampler`` and ``sample`` config keys: the sampler settings of the score-SDE family.
 
     Attributes:
         predictor: ``"Euler"``, ``"Reverse"``, ``"S4"`` or ``"None"`` (case-insensitive).
@@ -321,6 +364,9 @@ class SamplerSettings:
         eps: last time of the grid (GDSS ``sample.eps``).
         num_steps: number of time steps; ``None`` uses the SDEs' ``num_scales``.
     """
+
+    family = "sde"
+    steps_field = "num_steps"
 
     predictor: str = "Reverse"
     corrector: str = "Langevin"
@@ -359,10 +405,4 @@ def number_of_evaluations(settings: SamplerSettings, num_steps: int) -> int:
 def sample_system(settings: SamplerSettings, sdes: Sequence[SDE], score_fn: JointScoreFn, noise_fn: NoiseFn,
                   init: Sequence[Tensor]) -> States:
     """Run the sampler that ``settings`` names from the initial states ``init``."""
-    if settings.predictor.lower() == "s4":
-        return s4_sample(sdes, score_fn, noise_fn, init, snr=settings.snr, scale_eps=settings.scale_eps,
-                         denoise=settings.noise_removal, eps=settings.eps, num_steps=settings.num_steps)
-    return pc_sample(sdes, score_fn, noise_fn, init, predictor=settings.predictor, corrector=settings.corrector,
-                     snr=settings.snr, scale_eps=settings.scale_eps, n_steps=settings.n_steps,
-                     probability_flow=settings.probability_flow, denoise=settings.noise_removal,
-                     eps=settings.eps, num_steps=settings.num_steps)
+    return _run(SystemSampler(settings, sdes, score_fn, noise_fn), init)

@@ -19,11 +19,13 @@ import pytest
 import torch
 
 from graphdiff.cli import main as cli_main
-from graphdiff.datasets import graph_files, molecules
+from graphdiff.datasets import molecule_parsing, user_files
+from graphdiff.datasets.cache import build_or_load
 from graphdiff.datasets.datamodule import GraphDataModule, open_dataset
-from graphdiff.datasets.graph_files import from_pyg, load_graph_file
-from graphdiff.datasets.molecules import load_smiles_file
-from graphdiff.datasets.registry import BuiltDataset, build_or_load, load_dataset
+from graphdiff.datasets.dataset import BuiltDataset
+from graphdiff.datasets.registry import load_dataset
+from graphdiff.datasets.smiles_files import SmilesRecords
+from graphdiff.datasets.user_files import from_pyg, load_graph_file, load_smiles_file
 from graphdiff.errors import GraphdiffError
 from graphdiff.io import (
     UNOWNED_TEMP_AGE_S,
@@ -176,8 +178,8 @@ def write_graphs(path: Path, sizes: list[int]) -> Path:
 
 def test_user_files_never_share_a_cache_with_a_registered_dataset_or_each_other(tmp_path, monkeypatch):
     reads = []
-    real_read = graph_files.read_graph_file
-    monkeypatch.setattr(graph_files, "read_graph_file", lambda path, *a: reads.append(path) or real_read(path, *a))
+    real_read = user_files.read_graph_file
+    monkeypatch.setattr(user_files, "read_graph_file", lambda path, *a: reads.append(path) or real_read(path, *a))
     root = tmp_path / "root"
     planar = load_graph_file(write_graphs(tmp_path / "planar.json", [3, 4, 5, 6, 7]), root=root)
     assert planar.info.name == "planar_file" and not (root / "planar").exists()
@@ -216,7 +218,8 @@ BUILDER = textwrap.dedent("""
     import json, os, sys, time
     from pathlib import Path
     import torch
-    from graphdiff.datasets.registry import BuiltDataset, build_or_load
+    from graphdiff.datasets.cache import build_or_load
+    from graphdiff.datasets.dataset import BuiltDataset
     from graphdiff.storage import GraphList
     root, counter, out = sys.argv[1:4]
 
@@ -265,7 +268,7 @@ def test_a_waiting_builder_says_so_and_reuses_the_cache(tmp_path, caplog):
     fd = os.open(processed / ".lock", os.O_RDONLY | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)  # another "process" is building
     result = {}
-    caplog.set_level(logging.WARNING, logger="graphdiff.datasets.registry")
+    caplog.set_level(logging.WARNING, logger="graphdiff.datasets.cache")
     thread = threading.Thread(target=lambda: result.setdefault("ds", build_or_load(
         "toy", "graph", toy_builder(calls), tmp_path, {})))
     thread.start()
@@ -363,7 +366,7 @@ def test_damaged_cache_is_rebuilt_with_a_one_line_warning(tmp_path, caplog, case
     calls = []
     first = build_or_load("toy", "graph", toy_builder(calls), tmp_path, {})
     corrupt(tmp_path / "toy" / "processed")
-    with caplog.at_level(logging.WARNING, logger="graphdiff.datasets.registry"):
+    with caplog.at_level(logging.WARNING, logger="graphdiff.datasets.cache"):
         again = build_or_load("toy", "graph", toy_builder(calls), tmp_path, {})
     assert len(calls) == 2
     (warning,) = [r.getMessage() for r in caplog.records]
@@ -391,7 +394,7 @@ def test_damaged_smiles_are_rebuilt(tmp_path, caplog, change, reason):
         (processed / "smiles.json").unlink()
     else:
         edit_json("smiles.json", change)(processed)
-    with caplog.at_level(logging.WARNING, logger="graphdiff.datasets.registry"):
+    with caplog.at_level(logging.WARNING, logger="graphdiff.datasets.cache"):
         again = build_or_load("mols", "molecule", toy_builder(calls, kind="molecule"), tmp_path, {})
     assert len(calls) == 2 and again.smiles == first.smiles and reason in caplog.text
 
@@ -406,11 +409,12 @@ def test_a_graph_cache_does_not_pick_up_old_smiles(tmp_path):
 # ---------------------------------------------------------------------------------------------- 6. terminated parses
 PARSER = textwrap.dedent("""
     import sys
-    from graphdiff.datasets import molecules
-    molecules._CHUNK_ROWS = 1000
-    records = molecules.read_smiles_records(sys.argv[1])
+    from graphdiff.datasets import molecule_parsing
+    from graphdiff.datasets.smiles_files import read_smiles_records
+    molecule_parsing._CHUNK_ROWS = 1000
+    records = read_smiles_records(sys.argv[1])
     print("parsing", flush=True)
-    molecules.parse_smiles(records)
+    molecule_parsing.parse_smiles(records)
     print("finished", flush=True)
 """)
 
@@ -474,10 +478,10 @@ def test_no_parse_worker_outlives_its_parent(tmp_path, sig):
 
 
 def test_a_parallel_parse_still_parses_and_leaves_sigterm_alone(tmp_path, monkeypatch):
-    monkeypatch.setattr(molecules, "_CHUNK_ROWS", 3)
-    records = molecules.SmilesRecords(tmp_path / "x.smi", ["CCO", "CCN", "C1CC", "c1ccccc1", "CC#N", "O"] * 2,
+    monkeypatch.setattr(molecule_parsing, "_CHUNK_ROWS", 3)
+    records = SmilesRecords(tmp_path / "x.smi", ["CCO", "CCN", "C1CC", "c1ccccc1", "CC#N", "O"] * 2,
                                       list(range(1, 13)))
-    parsed = molecules.parse_smiles(records, num_workers=2)
+    parsed = molecule_parsing.parse_smiles(records, num_workers=2)
     assert len(parsed) == 10 and parsed.skipped["invalid_smiles"]["count"] == 2
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from graphdiff.datasets import graph_files, molecules
-from graphdiff.datasets.graph_files import GDSS_SETS, read_graph_file
-from graphdiff.datasets.molecules import QM9_CSV, QM9_UNCHARACTERIZED, ZINC250K_TEST_INDEX, _read_index_file
+from graphdiff.datasets import gdss_sets, molecule_sets
+from graphdiff.datasets.gdss_sets import GDSS_SETS
+from graphdiff.datasets.graph_formats import read_graph_file
+from graphdiff.datasets.molecule_sets import QM9_CSV, QM9_UNCHARACTERIZED, ZINC250K_TEST_INDEX, _read_index_file
 from graphdiff.datasets.registry import load_dataset
 from graphdiff.datasets.sources import GDSS_DATA_URL, ContentPin, RawFile, content_sha256, file_digest, resolve
 from graphdiff.errors import DataError
@@ -129,6 +130,20 @@ def test_a_download_that_cannot_be_parsed_for_its_content_pin_is_deleted(tmp_pat
     assert list((tmp_path / "ds" / "raw").iterdir()) == []
 
 
+def test_a_download_shows_a_progress_bar_in_mib(tmp_path, monkeypatch, capsys):
+    data = os.urandom((3 << 20) + 5)
+    serve(monkeypatch, {URL: data})
+    monkeypatch.setenv("GRAPHDIFF_PROGRESS", "1")
+    path = resolve("ds", RawFile("f.txt", URL, sha256=hashlib.sha256(data).hexdigest()), tmp_path)
+    assert path.read_bytes() == data
+    err = capsys.readouterr().err
+    assert "downloading f.txt" in err and "MiB" in err
+    monkeypatch.setenv("GRAPHDIFF_PROGRESS", "0")
+    path.unlink()
+    resolve("ds", RawFile("f.txt", URL, sha256=hashlib.sha256(data).hexdigest()), tmp_path)
+    assert capsys.readouterr().err == ""
+
+
 def test_local_files_are_the_users_and_are_not_checked(tmp_path, monkeypatch):
     requested = serve(monkeypatch, {})
     write(tmp_path / "ds" / "raw" / "f.txt", "anything")
@@ -139,7 +154,7 @@ def test_local_files_are_the_users_and_are_not_checked(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------- graphdiff's files
 def _raw_files() -> list[RawFile]:
     found: list[RawFile] = []
-    for module in (molecules, graph_files):
+    for module in (molecule_sets, gdss_sets):
         for value in vars(module).values():
             values = value.values() if isinstance(value, dict) else [value]
             found += [v for v in values if isinstance(v, RawFile)]

@@ -16,15 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data, InMemoryDataset
 
-from graphdiff.datasets.graph_files import (
-    GDSS_SETS,
-    fraction_split,
-    from_pyg,
-    gdss_split,
-    load_graph_file,
-    read_graph_file,
-)
+from graphdiff.datasets.gdss_sets import GDSS_SETS
+from graphdiff.datasets.graph_formats import read_graph_file
 from graphdiff.datasets.registry import load_dataset
+from graphdiff.datasets.splits import fraction_split, gdss_split
+from graphdiff.datasets.user_files import from_pyg, load_graph_file
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import file_sha256
 from tests.conftest import data_file
@@ -43,6 +39,11 @@ def write_json(path, graphs, compress=False):
     else:
         path.write_text(text)
     return path
+
+
+def warnings(caplog) -> list[str]:
+    """The warnings graphdiff logged during the test."""
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("graphdiff")]
 
 
 def one_line_data_error(excinfo, *needles: str) -> None:
@@ -140,11 +141,14 @@ def test_json_with_labels_round_trips_and_splits(tmp_path):
     assert ds.info.source["sha256"] == file_sha256(path)
 
 
-def test_max_nodes_filters_with_a_warning_and_a_count(tmp_path):
+def test_max_nodes_filters_with_a_report_per_reason_and_a_count(tmp_path, caplog):
     graphs = [{"num_nodes": n, "edges": [[0, 1]]} for n in (2, 9, 3, 12, 4)] + [{"num_nodes": 0, "edges": []}]
     path = write_json(tmp_path / "sizes.json", graphs)
-    with pytest.warns(UserWarning, match="skipped 1 no nodes, 2 too many nodes"):
-        ds = load_graph_file(path, root=tmp_path / "root", max_nodes=8, split=(1.0, 0.0, 0.0))
+    ds = load_graph_file(path, root=tmp_path / "root", max_nodes=8, split=(1.0, 0.0, 0.0))
+    assert warnings(caplog) == [
+        f"{path}: skipped 1 graph(s) with no nodes (first at graph(s) 5)",
+        f"{path}: skipped 2 graph(s) with more nodes than max_nodes (first at graph(s) 1, 3)",
+    ]
     assert ds.graphs.num_nodes.tolist() == [2, 3, 4]
     assert ds.info.skipped == {
         "no_nodes": {"count": 1, "graphs": [5]},
@@ -153,25 +157,35 @@ def test_max_nodes_filters_with_a_warning_and_a_count(tmp_path):
     assert ds.info.split_sizes == {"train": 3, "val": 0, "test": 0}
 
 
-def test_npz_one_array_per_graph_with_integer_classes(tmp_path):
+def test_reading_a_file_of_many_graphs_shows_a_progress_bar(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHDIFF_PROGRESS", "1")
+    many = write_json(tmp_path / "many.json", [{"num_nodes": 2, "edges": [[0, 1]]}] * 1000)
+    few = write_json(tmp_path / "few.json", [{"num_nodes": 2, "edges": [[0, 1]]}] * 999)
+    assert len(read_graph_file(many).triples) == 1000
+    assert "reading many.json" in capsys.readouterr().err
+    assert len(read_graph_file(few).triples) == 999
+    assert capsys.readouterr().err == ""
+
+
+def test_npz_one_array_per_graph_with_integer_classes(tmp_path, caplog):
     a = np.array([[0, 2, 0], [2, 0, 5], [0, 5, 0]])
     b = np.array([[1, 2], [2, 0]])  # the diagonal 1 is a self-loop
     path = tmp_path / "mats.npz"
     np.savez(path, a, b)
-    with pytest.warns(UserWarning, match="dropped 1 self-loop"):
-        parsed = read_graph_file(path)
+    parsed = read_graph_file(path)
+    assert warnings(caplog) == [f"{path}: dropped 1 self-loop(s); graphdiff graphs have none"]
     assert parsed.edge_types == ["none", "2", "5"]
     assert [edge_set(t) for t in parsed.triples] == [{(0, 1, 1), (1, 2, 2)}, {(0, 1, 1)}]
 
 
-def test_npz_padded_form_with_node_types_and_float_weights(tmp_path):
+def test_npz_padded_form_with_node_types_and_float_weights(tmp_path, caplog):
     A = np.zeros((2, 4, 4))
     A[0, 0, 1] = A[0, 1, 0] = 0.5
     A[1, :3, :3] = 1 - np.eye(3)
     path = tmp_path / "padded.npz"
     np.savez(path, adj=A, num_nodes=np.array([2, 3]), node_types=np.array([[7, 3, 0, 0], [3, 3, 9, 0]]))
-    with pytest.warns(UserWarning, match="read as binary"):
-        parsed = read_graph_file(path)
+    parsed = read_graph_file(path)
+    assert warnings(caplog) == [f"{path}: floating-point edge weights are read as binary edges (nonzero = edge)"]
     assert parsed.node_types == ["3", "7", "9"] and parsed.edge_types == ["none", "edge"]
     assert [t[0].tolist() for t in parsed.triples] == [[1, 0], [0, 0, 2]]
     assert [edge_set(t) for t in parsed.triples] == [{(0, 1, 1)}, {(0, 1, 1), (0, 2, 1), (1, 2, 1)}]

@@ -17,15 +17,13 @@ import torch
 from rdkit import Chem
 
 from graphdiff.chem import AtomVocabulary, BondVocabulary, canonical_smiles, graph_to_mol, mol_to_graph
-from graphdiff.datasets import molecules
-from graphdiff.datasets.molecules import (
-    MOSES_FILES,
-    load_smiles_file,
-    parse_smiles,
-    qm9_split,
-    read_smiles_records,
-)
+from graphdiff.datasets import molecule_parsing
+from graphdiff.datasets.molecule_parsing import parse_smiles
+from graphdiff.datasets.molecule_sets import MOSES_FILES
 from graphdiff.datasets.registry import load_dataset
+from graphdiff.datasets.smiles_files import read_smiles_records
+from graphdiff.datasets.splits import qm9_split
+from graphdiff.datasets.user_files import load_smiles_file
 from graphdiff.errors import ConfigError, DataError
 from tests.conftest import data_file
 
@@ -146,11 +144,22 @@ def test_parse_smiles_matches_mol_to_graph(tmp_path: Path, explicit_h: bool, kek
         assert parsed.smiles[k] == canonical_smiles(smiles)
 
 
+def test_parsing_shows_a_progress_bar_per_chunk(tmp_path: Path, monkeypatch, capsys) -> None:
+    path = write(tmp_path / "mols.smi", "\n".join(MIXED_SMILES) + "\n")
+    monkeypatch.setattr(molecule_parsing, "_CHUNK_ROWS", 5)
+    monkeypatch.setenv("GRAPHDIFF_PROGRESS", "1")
+    assert len(parse_smiles(read_smiles_records(path), num_workers=0)) == len(MIXED_SMILES)
+    assert "parsing mols.smi" in capsys.readouterr().err
+    monkeypatch.setenv("GRAPHDIFF_PROGRESS", "0")
+    parse_smiles(read_smiles_records(path), num_workers=0)
+    assert capsys.readouterr().err == ""
+
+
 def test_parse_smiles_in_worker_processes_gives_the_same_result(tmp_path: Path, monkeypatch) -> None:
     path = write(tmp_path / "mols.smi", "\n".join(MIXED_SMILES * 3) + "\nC1CC\n")
     invalid_line = 3 * len(MIXED_SMILES) + 1
     records = read_smiles_records(path)
-    monkeypatch.setattr(molecules, "_CHUNK_ROWS", 7)
+    monkeypatch.setattr(molecule_parsing, "_CHUNK_ROWS", 7)
     serial = parse_smiles(records, num_workers=0)
     parallel = parse_smiles(records, num_workers=2)
     for name in ("atom_keys", "num_atoms", "edge_index", "edge_types", "num_bonds", "rows", "lines"):
@@ -180,7 +189,7 @@ def test_load_smiles_file_counts_and_reports_skipped_rows(tmp_path: Path, caplog
 
 def test_many_bad_rows_are_all_counted_but_only_the_first_lines_reported(tmp_path: Path, caplog, monkeypatch) -> None:
     """Counts span chunks (brute force: every line is checked by hand); five line numbers are kept."""
-    monkeypatch.setattr(molecules, "_CHUNK_ROWS", 4)
+    monkeypatch.setattr(molecule_parsing, "_CHUNK_ROWS", 4)
     rows, invalid, large = [], [], []
     for k in range(30):
         if k % 4 == 1:
@@ -323,7 +332,7 @@ def test_qm9_full_file_loads_and_round_trips(data_root: Path) -> None:
     assert len(failures) <= 0.001 * len(ds.graphs), failures[:10]
 
 
-def test_qm9_deepchem_layout_drops_uncharacterized(data_root: Path, tmp_path: Path, monkeypatch) -> None:
+def test_qm9_deepchem_layout_drops_uncharacterized(data_root: Path, tmp_path: Path, monkeypatch, caplog) -> None:
     monkeypatch.setenv("GRAPHDIFF_DATA_DIR", str(tmp_path / "nothing"))
     raw = data_root / "qm9" / "raw"
     write(raw / "qm9.csv", "mol_id,smiles,A\ngdb_1,C,1\ngdb_2,N,1\ngdb_3,O,1\ngdb_4,C#C,1\ngdb_5,C#N,1\n")
@@ -332,6 +341,8 @@ def test_qm9_deepchem_layout_drops_uncharacterized(data_root: Path, tmp_path: Pa
     ds = load_dataset("qm9")
     assert ds.smiles == ["C", "O", "C#C"]
     assert ds.info.skipped["uncharacterized"] == {"count": 2, "lines": [3, 6]}
+    assert f"{raw / 'qm9.csv'}: skipped 2 row(s) with QM9 molecules listed as uncharacterized (first at line(s) 3, 6)" \
+        in caplog.text
     assert [Path(f["file"]).name for f in ds.info.source["files"]] == ["qm9.csv", "uncharacterized.txt"]
 
 

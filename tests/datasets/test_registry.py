@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from graphdiff.datasets.registry import BuiltDataset, build_or_load
+from graphdiff.datasets.cache import build_or_load
+from graphdiff.datasets.dataset import BuiltDataset
 from graphdiff.datasets.sources import RawFile, resolve
 from graphdiff.errors import DataError
 from graphdiff.io import file_sha256

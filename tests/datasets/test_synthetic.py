@@ -13,7 +13,8 @@ import torch
 from scipy.spatial import ConvexHull
 
 from graphdiff.datasets.registry import load_dataset
-from graphdiff.datasets.synthetic import sbm_blocks, spectre_split
+from graphdiff.datasets.splits import spectre_split
+from graphdiff.datasets.synthetic import sbm_blocks
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import text_sha256
 from tests.conftest import data_file

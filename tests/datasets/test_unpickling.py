@@ -20,7 +20,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from graphdiff.datasets.graph_files import _read_pickle, read_graph_file
+from graphdiff.datasets.graph_formats import _read_pickle, read_graph_file
 from graphdiff.errors import DataError
 from tests.conftest import data_file
 

@@ -18,6 +18,7 @@ from graphdiff.models.gdss import (
     ScoreNetworkXGMH,
     adjacency_powers,
 )
+from graphdiff.types import DenseGraph
 
 SMALL = dict(nhid=8, num_layers=3, num_linears=2, adim=8, c_init=2, c_hid=4, c_final=2, num_heads=2)
 
@@ -172,8 +173,10 @@ def test_model_from_gdss_config_and_errors():
                                        conv="GCN", num_heads=4, depth=3, adim=32, nhid=32, num_layers=5,
                                        num_linears=2, c_init=2, c_hid=8, c_final=4)
     x, adj, flags = noisy_batch(F_=10)
-    out_x, out_adj = model(x, adj, flags)
-    assert out_x.shape == x.shape and out_adj.shape == adj.shape
+    graph = DenseGraph(x, adj.unsqueeze(-1), torch.zeros(x.shape[0], 0), flags.bool())
+    out = model(graph, torch.rand(x.shape[0]))
+    assert out.X.shape == x.shape and out.E.shape == (*adj.shape, 1)
+    assert torch.equal(out.X, model.x_net(x, adj, flags)) and torch.equal(out.E[..., 0], model.adj_net(x, adj, flags))
     with pytest.raises(ConfigError, match="not divisible"):
         ScoreNetworkA(5, None, **{**SMALL, "adim": 6, "num_heads": 4})
     with pytest.raises(ConfigError, match="num_layers"):

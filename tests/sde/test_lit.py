@@ -14,7 +14,7 @@ from graphdiff.cli import main
 from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
 from graphdiff.lightning_cli import run_lightning
-from graphdiff.lit_sde import ScoreSDEModel
+from graphdiff.lit import ScoreSDEModel
 from graphdiff.sde.correction import correct_valency
 from graphdiff.storage import GraphList
 from graphdiff.types import one_hot_graph
@@ -51,7 +51,7 @@ def test_config_parses_and_builds(config: Path, capsys):
         run_lightning(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["class_path"] == "graphdiff.lit_sde.ScoreSDEModel"
+    assert printed["model"]["class_path"] == "graphdiff.lit.ScoreSDEModel"
     args = init_args(config)
     info = molecule_info() if args["node_features"] == "types" else graph_info(max_nodes=8)
     model = ScoreSDEModel(info.to_dict(), **args)
@@ -212,7 +212,7 @@ def test_valency_correction_is_reported_separately(tmp_path: Path, monkeypatch: 
     path = tmp_path / "mols.smi"
     path.write_text("\n".join(smiles * 2) + "\n")
     cli = run_lightning([
-        "fit", "--model", "graphdiff.lit_sde.ScoreSDEModel", "--data.dataset", str(path),
+        "fit", "--model", "graphdiff.lit.ScoreSDEModel", "--data.dataset", str(path),
         "--data.root", str(tmp_path / "data"), "--data.batch_size", "8", "--data.options", '{"kekulize": true}',
         "--model.init_args.model", TINY_GDSS, "--model.init_args.sample_steps", "3",
         "--model.init_args.valency_correction", "true", "--model.init_args.eval_every_n_epochs", "1",
@@ -226,4 +226,13 @@ def test_valency_correction_is_reported_separately(tmp_path: Path, monkeypatch: 
     logged = cli.trainer.callback_metrics
     assert "val/validity" in logged and "val_corrected/validity" in logged, sorted(logged)
     assert float(logged["val_corrected/validity"]) >= float(logged["val/validity"])
-    assert len(cli.model.last_samples) == len(cli.model.last_samples_corrected) == 6
+    assert float(logged["val/num_samples"]) == float(logged["val_corrected/num_samples"]) == 6
+    # the two sets are the same samples, before and after the correction
+    model = cli.model
+    raw = model.generate(6, seed=5, postprocess=False)
+    variants = model.evaluation_variants(raw)
+    assert set(variants) == {"", "_corrected"} and variants[""] is raw
+    dense = raw.to_dense(range(6), model.info.num_node_types, model.info.num_edge_types)
+    fixed = model.correct(dense)
+    assert torch.equal(variants["_corrected"].node_types, fixed.node_classes()[fixed.node_mask].to(torch.uint8))
+    assert torch.equal(model.generate(6, seed=5).edge_types, variants["_corrected"].edge_types)

@@ -7,6 +7,7 @@ import torch
 
 from graphdiff.sde.losses import GraphScoreMatchingLoss, output_to_score, sample_time, score_matching_loss
 from graphdiff.sde.sdes import VESDE, VPSDE, subVPSDE
+from graphdiff.types import DenseGraph
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +50,8 @@ def test_exact_score_attains_the_analytic_minimum(sde):
     assert weighted.mean().item() == pytest.approx(expected * g2 / std[0].item() ** 2, rel=0.02)
 
 
-def zero_network(x, adj, flags):
-    return torch.zeros_like(x), torch.zeros_like(adj)
+def zero_network(graph: DenseGraph, t: torch.Tensor) -> DenseGraph:
+    return DenseGraph(torch.zeros_like(graph.X), torch.zeros_like(graph.E), graph.y, graph.node_mask)
 
 
 @pytest.mark.parametrize("sde", [VPSDE(0.1, 1.0), VESDE(0.2, 1.0)], ids=["VP", "VE"])
@@ -75,9 +76,9 @@ def test_graph_loss_of_a_zero_network_counts_the_noise_entries(sde):
 def test_graph_loss_feeds_the_network_a_masked_symmetric_perturbation():
     seen = {}
 
-    def spy(x, adj, flags):
-        seen.update(x=x, adj=adj, flags=flags)
-        return torch.zeros_like(x), torch.zeros_like(adj)
+    def spy(graph: DenseGraph, t: torch.Tensor) -> DenseGraph:
+        seen.update(x=graph.X, adj=graph.E[..., 0], flags=graph.node_mask, t=t)
+        return zero_network(graph, t)
 
     flags = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
     adj = torch.tensor([[[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]]], dtype=torch.float)
@@ -88,6 +89,7 @@ def test_graph_loss_feeds_the_network_a_masked_symmetric_perturbation():
     assert torch.equal(a, a.T) and torch.all(a.diagonal() == 0)
     assert torch.all(a[3] == 0) and torch.all(seen["x"][0, 3] == 0)
     assert torch.all(a[:3, :3] + torch.eye(3) != 0) and not torch.equal(a, adj[0])
+    assert torch.equal(seen["flags"], flags.bool()) and seen["t"].shape == (1,) and 0 < float(seen["t"]) <= 1
 
 
 def test_sample_time_range_and_seed():

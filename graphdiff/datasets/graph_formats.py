@@ -1,18 +1,12 @@
-"""Graphs read from files: the GDSS benchmark sets and any user file of graphs.
+"""Reading files of graphs: JSON, NumPy ``.npz`` adjacency matrices, GraphML and pickled NetworkX lists.
 
-Registered datasets (GDSS, Jo et al. 2022): ``community_small``, ``ego_small``, ``grid``, ``enzymes``.
-graphdiff reads them as ``<name>.json.gz`` — a JSON list of ``{"num_nodes": n, "edges": [[u, v], ...]}``
-— from ``<root>/<name>/raw/`` or ``$GRAPHDIFF_DATA_DIR/graphs/``. Without such a copy it downloads the
-canonical pickled NetworkX list from the GDSS repository (``data/<file>.pkl`` at the commit
-:data:`~graphdiff.datasets.sources.GDSS_COMMIT`, checked against its SHA-256) and reads that, with the
-restricted unpickler below. The split is GDSS's: ``test`` = the first ``int(0.2 * G)`` graphs of the file,
-``train`` = the rest. GDSS has no validation set and evaluates on ``test``; graphdiff's ``val`` is therefore the
-``test`` indices unless ``val_fraction > 0`` carves it from the end of ``train``.
-
-User files (:func:`load_graph_file`): JSON (``.json``/``.json.gz``), NumPy archives of adjacency
-matrices (``.npz``), GraphML (``.graphml``, ``.graphml.gz``, ``.xml``) and pickled lists of NetworkX
-graphs (``.pkl``/``.pickle``, optionally ``.gz``); :func:`from_pyg` takes a PyG dataset or list of
-``Data``. Categorical labels become classes through a vocabulary of their sorted distinct values.
+:func:`read_graph_file` picks the reader by the file name's ending and returns :class:`ParsedGraphs` (one
+``(node_types, edge_index i<j, edge_types)`` triple per graph, with the class names). Categorical labels become
+classes through a vocabulary of their sorted distinct values; unlabelled graphs have node classes ``["node"]`` and
+edge classes ``["none", "edge"]``. Self-loops are dropped and reported once per file. Pickles are read with a
+restricted unpickler (:class:`_GraphUnpickler`) that builds only graphs, arrays and builtin containers and runs no
+code. Problems with a file are one-line :class:`~graphdiff.errors.DataError` naming it (and the graph at fault).
+Files of many graphs show a progress bar (:func:`graphdiff.log.progress`).
 """
 
 from __future__ import annotations
@@ -21,7 +15,6 @@ import builtins
 import collections
 import copyreg
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -31,10 +24,10 @@ import warnings
 import xml.etree.ElementTree as ElementTree
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import networkx as nx
 import networkx.classes.coreviews as nx_coreviews
@@ -45,22 +38,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphdiff.datasets.registry import (
-    BuildContext,
-    BuiltDataset,
-    GraphDataset,
-    build_or_load,
-    check_dataset_name,
-    check_options,
-    dataset_root,
-    register,
-    user_dataset_location,
-)
-from graphdiff.datasets.sources import GDSS_DATA_URL, RawFile, resolve
-from graphdiff.errors import ConfigError, DataError
-from graphdiff.graph import Triple, collect_vocab, data_to_triple, networkx_to_triple, normalize_edges
-from graphdiff.io import file_sha256
-from graphdiff.storage import GraphList
+from graphdiff.errors import DataError
+from graphdiff.graph import Triple, collect_vocab, networkx_to_triple, normalize_edges
+from graphdiff.log import get_logger, progress
 
 try:  # NumPy >= 2 keeps the pickle helpers in numpy._core
     from numpy._core import multiarray as _np_multiarray
@@ -69,8 +49,9 @@ except ImportError:  # NumPy 1
     from numpy.core import multiarray as _np_multiarray
     from numpy.core import numeric as _np_numeric
 
-if TYPE_CHECKING:
-    from torch_geometric.data import Data
+T = TypeVar("T")
+
+log = get_logger(__name__)
 
 UNLABELLED_NODES = ["node"]
 UNLABELLED_EDGES = ["none", "edge"]
@@ -127,9 +108,9 @@ def read_graph_file(
     else:
         raise DataError(f"{path}: unknown graph file type; expected one of {', '.join(GRAPH_SUFFIXES)}")
     if (node_attr or edge_attr) and name.endswith((".json", ".json.gz", ".npz")):
-        warnings.warn(f"{path}: node_attr/edge_attr apply to GraphML and pickle files only; ignored", stacklevel=2)
+        log.warning("%s: node_attr/edge_attr apply to GraphML and pickle files only; ignored", path)
     if parsed.self_loops:
-        warnings.warn(f"{path}: dropped {parsed.self_loops} self-loop(s); graphdiff graphs have none", stacklevel=2)
+        log.warning("%s: dropped %d self-loop(s); graphdiff graphs have none", path, parsed.self_loops)
     return parsed
 
 
@@ -183,7 +164,7 @@ def _read_json(path: Path) -> ParsedGraphs:
     node_vocab = _label_vocab(path, [r[2] for r in raw], "node_types")
     edge_vocab = _label_vocab(path, [r[3] for r in raw], "edge_types")
     triples, loops = [], 0
-    for k, (n, edges, nodes, etypes) in enumerate(raw):
+    for k, (n, edges, nodes, etypes) in enumerate(_each_graph(raw, path)):
         x = torch.tensor([node_vocab[_key(v)] for v in nodes] if nodes is not None else [0] * n, dtype=torch.long)
         et = [edge_vocab[_key(v)] + 1 for v in etypes] if etypes is not None else [1] * len(edges)
         triple, dropped = _triple(path, k, x, torch.from_numpy(edges).T, torch.tensor(et, dtype=torch.long))
@@ -281,7 +262,7 @@ def _read_npz(path: Path) -> ParsedGraphs:
         if np.issubdtype(M.dtype, np.integer) and M.size and M.min() < 0:
             raise DataError(f"{path}: graph {g} ('{key}'): negative entry {int(M.min())}; edge classes are >= 0")
     if float_weights:
-        warnings.warn(f"{path}: floating-point edge weights are read as binary edges (nonzero = edge)", stacklevel=3)
+        log.warning("%s: floating-point edge weights are read as binary edges (nonzero = edge)", path)
 
     integer = [np.issubdtype(M.dtype, np.integer) for _, M in matrices]
     edge_values = sorted(  # off-diagonal values only: the diagonal holds self-loops, which are dropped
@@ -292,7 +273,7 @@ def _read_npz(path: Path) -> ParsedGraphs:
     node_class = {v: c for c, v in enumerate(node_values)}
 
     triples, loops = [], 0
-    for g, ((_, M), is_int) in enumerate(zip(matrices, integer, strict=True)):
+    for g, ((_, M), is_int) in enumerate(_each_graph(list(zip(matrices, integer, strict=True)), path)):
         n = M.shape[0]
         loops += int(np.count_nonzero(np.diagonal(M)))
         i, j = np.nonzero(np.triu(M, 1))
@@ -450,7 +431,7 @@ def _from_networkx(path: Path, graphs: list[nx.Graph], node_attr: str | None, ed
     except ValueError as exc:
         raise DataError(f"{path}: {exc}") from None
     triples, loops = [], 0
-    for k, G in enumerate(graphs):
+    for k, G in enumerate(_each_graph(graphs, path)):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # self-loops are counted and reported once per file
@@ -476,210 +457,18 @@ def _triple(path: Path, k: int, x: Tensor, ei: Tensor, et: Tensor) -> tuple[Trip
     return (x, ei, et), int(loops.sum())
 
 
-# ---------------------------------------------------------------------------------------------- datasets
-def load_graph_file(
-    path: str | os.PathLike,
-    name: str | None = None,
-    max_nodes: int | None = None,
-    split: Sequence[float] = (0.8, 0.1, 0.1),
-    split_seed: int = 0,
-    root: str | os.PathLike | None = None,
-    node_attr: str | None = None,
-    edge_attr: str | None = None,
-    rebuild: bool = False,
-) -> GraphDataset:
-    """Process a file of graphs into a cached :class:`GraphDataset` (see :func:`read_graph_file`).
-
-    Args:
-        path: the graph file.
-        name: dataset name and cache folder ``<root>/<name>`` (not a registered dataset's name); default: the
-            file name without suffixes, cached in ``<root>/files/<stem>-<hash of the path>``
-            (:func:`~graphdiff.datasets.registry.user_dataset_location`).
-        max_nodes: drop larger graphs (with a warning; counted in ``info.skipped``).
-        split: train / val / test fractions, summing to 1.
-        split_seed: seed of the random split (see :func:`fraction_split`).
-        root: dataset root (default ``$GRAPHDIFF_ROOT`` or ``./data``).
-        node_attr, edge_attr: GraphML / pickle attributes holding categorical classes.
-        rebuild: process again even if a valid cache exists.
-
-    Raises:
-        DataError: a missing or unreadable file (see :func:`read_graph_file`).
-        ConfigError: an option of the wrong type or range, a registered dataset's ``name``, an unusable root.
-    """
-    path = Path(path)
-    check_options(str(path), {"max_nodes": max_nodes, "split_seed": split_seed, "node_attr": node_attr,
-                              "edge_attr": edge_attr, "rebuild": rebuild})
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    root = dataset_root(root)
-    name, directory = user_dataset_location(root, path, _stem(path), name)
-    fractions = _fractions(split)
-    options = {
-        "file": str(path.resolve()),
-        "max_nodes": max_nodes,
-        "split": list(fractions),
-        "split_seed": split_seed,
-        "node_attr": node_attr,
-        "edge_attr": edge_attr,
-    }
-
-    def builder(ctx: BuildContext) -> BuiltDataset:
-        parsed = read_graph_file(path, node_attr, edge_attr)
-        source = {"file": str(path.resolve()), "sha256": file_sha256(path), "format": _format(path)}
-        return _assemble(str(path), parsed, source, max_nodes, fractions, split_seed)
-
-    return build_or_load(name, "graph", builder, root, options, rebuild, directory)
+#: Files with at least this many graphs show a progress bar while they are read.
+PROGRESS_MIN_GRAPHS = 1000
 
 
-def from_pyg(
-    dataset: Iterable[Data],
-    name: str,
-    root: str | os.PathLike | None = None,
-    max_nodes: int | None = None,
-    split: Sequence[float] = (0.8, 0.1, 0.1),
-    split_seed: int = 0,
-    num_node_types: int | None = None,
-    num_edge_types: int | None = None,
-    node_types: Sequence[str] | None = None,
-    edge_types: Sequence[str] | None = None,
-    rebuild: bool = False,
-) -> GraphDataset:
-    """Process a PyG dataset (an ``InMemoryDataset`` or a list of ``Data``) into a cached :class:`GraphDataset`.
-
-    ``x`` / ``edge_attr`` are read as :func:`graphdiff.graph.pyg_to_dense` reads them (integer classes
-    or one-hot rows; missing means unlabelled). The cache under ``root/name`` is keyed by a SHA-256
-    of the graphs' contents, so a changed dataset is processed again.
-
-    Args:
-        dataset: the graphs.
-        name: dataset name and cache folder ``<root>/<name>`` (not a registered dataset's name).
-        root, max_nodes, split, split_seed, rebuild: as :func:`load_graph_file`.
-        num_node_types: ``dx`` (default: ``len(node_types)``, else the one-hot width or largest class + 1).
-        num_edge_types: ``de`` including "no edge" (default: ``len(edge_types)``, else inferred).
-        node_types: names of the node classes (default ``"0", "1", ...`` or ``["node"]``).
-        edge_types: names of the edge classes, ``"none"`` first.
-    """
-    check_dataset_name(name)
-    check_options(name, {"max_nodes": max_nodes, "split_seed": split_seed, "rebuild": rebuild})
-    if num_node_types is None and node_types is not None:
-        num_node_types = len(node_types)
-    if num_edge_types is None and edge_types is not None:
-        num_edge_types = len(edge_types)
-    triples, has_x, widths = [], False, set()
-    for k, data in enumerate(dataset):
-        try:
-            triples.append(data_to_triple(data, num_node_types, num_edge_types))
-        except ValueError as exc:
-            raise DataError(f"{name}: graph {k}: {exc}") from None
-        if data.x is not None:
-            has_x = True
-            if data.x.dim() == 2 and data.x.shape[1] > 1:
-                widths.add(int(data.x.shape[1]))
-    if not triples:
-        raise DataError(f"{name}: the PyG dataset holds no graphs")
-    dx = num_node_types or max([*widths, 1 + max((int(t[0].max()) for t in triples if t[0].numel()), default=0)])
-    de = num_edge_types or max(2, 1 + max((int(t[2].max()) for t in triples if t[2].numel()), default=1))
-    node_names = list(node_types) if node_types is not None else (
-        [str(i) for i in range(dx)] if has_x else list(UNLABELLED_NODES)
-    )
-    edge_names = list(edge_types) if edge_types is not None else (
-        ["none", *(str(i) for i in range(1, de))] if de > 2 else list(UNLABELLED_EDGES)
-    )
-    if len(node_names) != dx or len(edge_names) != de:
-        raise ConfigError(f"{name}: {len(node_names)} node / {len(edge_names)} edge names for {dx} / {de} classes")
-    parsed = ParsedGraphs(triples, node_names, edge_names)
-    digest = _content_sha256(parsed)
-    fractions = _fractions(split)
-    options = {"pyg_sha256": digest, "max_nodes": max_nodes, "split": list(fractions), "split_seed": split_seed,
-               "node_types": node_names, "edge_types": edge_names}
-
-    def builder(ctx: BuildContext) -> BuiltDataset:
-        source = {"pyg": type(dataset).__name__, "content_sha256": digest}
-        return _assemble(name, parsed, source, max_nodes, fractions, split_seed)
-
-    return build_or_load(name, "graph", builder, dataset_root(root), options, rebuild)
+def _each_graph(graphs: list[T], path: Path) -> Iterator[T]:
+    """``graphs`` in order, with a progress bar for files of many graphs."""
+    big = len(graphs) >= PROGRESS_MIN_GRAPHS
+    return progress(graphs, f"reading {path.name}", total=len(graphs), unit="graph", enabled=None if big else False)
 
 
-def _assemble(
-    where: str,
-    parsed: ParsedGraphs,
-    source: dict[str, Any],
-    max_nodes: int | None,
-    fractions: tuple[float, float, float],
-    split_seed: int,
-) -> BuiltDataset:
-    """Drop graphs that are empty or above ``max_nodes`` (counted, with a warning) and split the rest."""
-    kept, skipped = _filter(where, parsed.triples, max_nodes)
-    graphs = GraphList.from_graphs(kept)
-    return BuiltDataset(
-        graphs=graphs,
-        splits=fraction_split(len(graphs), fractions, split_seed) if len(graphs) else {"train": torch.zeros(0)},
-        kind="graph",
-        node_types=parsed.node_types,
-        edge_types=parsed.edge_types,
-        source=source,
-        skipped=skipped,
-    )
-
-
-def _filter(where: str, triples: list[Triple], max_nodes: int | None) -> tuple[list[Triple], dict[str, Any]]:
-    reasons: dict[str, list[int]] = {"no_nodes": [], "too_many_nodes": []}
-    kept = []
-    for k, t in enumerate(triples):
-        n = t[0].numel()
-        if n == 0:
-            reasons["no_nodes"].append(k)
-        elif max_nodes is not None and n > max_nodes:
-            reasons["too_many_nodes"].append(k)
-        else:
-            kept.append(t)
-    skipped = {r: {"count": len(ks), "graphs": ks[:20]} for r, ks in reasons.items() if ks}
-    if skipped:
-        text = ", ".join(f"{v['count']} {r.replace('_', ' ')}" for r, v in skipped.items())
-        limit = f" (max_nodes={max_nodes})" if "too_many_nodes" in skipped else ""
-        warnings.warn(f"{where}: skipped {text}{limit}; kept {len(kept)} of {len(triples)} graphs", stacklevel=3)
-    return kept, skipped
-
-
-def fraction_split(num_graphs: int, fractions: Sequence[float], seed: int = 0) -> dict[str, Tensor]:
-    """A random train / val / test split by fractions.
-
-    ``val = round(f_val * G)``, ``test = round(f_test * G)``, ``train`` = the rest; a permutation
-    ``torch.randperm(G, generator=torch.Generator().manual_seed(seed))`` gives train its first
-    entries, then val, then test. Indices are returned sorted.
-
-    Raises:
-        ConfigError: the fractions leave no training graph.
-    """
-    f_train, f_val, f_test = _fractions(fractions)
-    n_val, n_test = int(round(f_val * num_graphs)), int(round(f_test * num_graphs))
-    n_train = num_graphs - n_val - n_test
-    if n_train < 1:
-        raise ConfigError(f"split {list(fractions)} of {num_graphs} graphs leaves no training graph")
-    perm = torch.randperm(num_graphs, generator=torch.Generator().manual_seed(int(seed)))
-    parts = {"train": perm[:n_train], "val": perm[n_train : n_train + n_val], "test": perm[n_train + n_val :]}
-    return {k: torch.sort(v).values for k, v in parts.items()}
-
-
-def _fractions(split: Sequence[float]) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(f) for f in split)
-    except (TypeError, ValueError):
-        raise ConfigError(f"split={split!r}: expected three fractions (train, val, test)") from None
-    if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1.0) > 1e-6:
-        raise ConfigError(f"split={list(split)}: expected three non-negative fractions summing to 1")
-    return values  # type: ignore[return-value]
-
-
-def _content_sha256(parsed: ParsedGraphs) -> str:
-    h = hashlib.sha256(json.dumps([parsed.node_types, parsed.edge_types]).encode())
-    graphs = GraphList.from_graphs(parsed.triples)
-    for t in graphs.state_dict().values():
-        h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _stem(path: Path) -> str:
+def graph_stem(path: Path) -> str:
+    """The file name without its graph-file suffixes (``g.json.gz`` -> ``g``)."""
     name = path.name
     for suffix in sorted(GRAPH_SUFFIXES + (".pickle.gz",), key=len, reverse=True):
         if name.lower().endswith(suffix):
@@ -687,7 +476,8 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _format(path: Path) -> str:
+def graph_format(path: Path) -> str:
+    """``json``, ``npz``, ``graphml``, ``pickle`` (or ``unknown``) by the file name, for ``info.source``."""
     name = path.name.lower()
     for fmt, endings in (("json", (".json", ".json.gz")), ("npz", (".npz",)),
                          ("graphml", (".graphml", ".graphml.gz", ".xml")),
@@ -707,115 +497,3 @@ def _sorted(values: set) -> list:
         return sorted(values)
     except TypeError:  # mixed types: order by type name, then text
         return sorted(values, key=lambda v: (type(v).__name__, repr(v)))
-
-
-# ---------------------------------------------------------------------------------------------- GDSS sets
-@dataclass(frozen=True)
-class GdssSet:
-    """A GDSS benchmark set: the JSON copy graphdiff reads and the canonical pickle it came from."""
-
-    json_name: str
-    json_sha256: str
-    pickle_name: str
-    pickle_sha256: str
-    description: str
-
-
-GDSS_SETS: dict[str, GdssSet] = {
-    "community_small": GdssSet(
-        "community_small.json.gz",
-        "615bebe8d062a5307c59110980d0b362d3ef7795d2d9a19c1bdd4a389d12cbe1",
-        "community_small.pkl",
-        "ee0390de8ca9855e40b3a81cf0a84bfd0114a9a42ace369eb08a925e4d988157",
-        "GDSS community-small: 100 graphs of two communities, 12-20 nodes",
-    ),
-    "ego_small": GdssSet(
-        "ego_small.json.gz",
-        "27f3cb5bf27ab0be0d37ed4e9cd8bd2b758aac3fbf08ade625c9f2778d425a38",
-        "ego_small.pkl",
-        "eb1af8c3094929748a67b75c4f33ad364c1361d711c0fe14fa8c4d1681918dba",
-        "GDSS ego-small: 200 one-hop ego graphs of Citeseer, 4-17 nodes",
-    ),
-    "grid": GdssSet(
-        "grid.json.gz",
-        "575643e21cc6e7d3cb426f645ac20895304a8d01f011cc50e9d1983ff245ee77",
-        "grid.pkl",
-        "1c533398435301faaa1282993e1738069cafcc5e7662b284a3dba23cee680104",
-        "GDSS grid: 100 2-D grid graphs, 110-361 nodes",
-    ),
-    "enzymes": GdssSet(
-        "enzymes.json.gz",
-        "c410143a78d132fbecdc0b2dc59d0dc46c8bf1d4bdac4121fcb2ffef3bc82f91",
-        "ENZYMES.pkl",
-        "d1fb37bd6322be1e7ee5e324672003b2b24b9b2e496d047a42e8f5a404cde110",
-        "GDSS ENZYMES: 587 protein graphs (TU data set), 10-125 nodes",
-    ),
-}
-
-
-def gdss_split(num_graphs: int, val_fraction: float = 0.0) -> dict[str, Tensor]:
-    """GDSS's split: ``test`` = the first ``int(0.2 * G)`` graphs, ``train`` = the rest (file order).
-
-    GDSS has no validation set. With ``val_fraction == 0`` ``val`` holds the ``test`` indices (GDSS
-    evaluates on test); otherwise ``val`` is the last ``round(val_fraction * len(train))`` graphs of
-    ``train``, removed from it.
-    """
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
-        raise ConfigError(f"val_fraction={val_fraction!r}: expected a number in [0, 1)")
-    test_size = int(0.2 * num_graphs)
-    test = torch.arange(test_size)
-    train = torch.arange(test_size, num_graphs)
-    if val_fraction == 0:
-        return {"train": train, "val": test.clone(), "test": test}
-    n_val = int(round(val_fraction * train.numel()))
-    if not 0 < n_val < train.numel():
-        raise ConfigError(f"val_fraction={val_fraction} of {train.numel()} training graphs gives {n_val} graphs")
-    return {"train": train[:-n_val], "val": train[-n_val:], "test": test}
-
-
-def _gdss_file(name: str, root: Path) -> tuple[Path, dict[str, Any]]:
-    """The JSON copy if there is one, else the canonical GDSS pickle (downloaded if needed)."""
-    spec = GDSS_SETS[name]
-    try:
-        path = resolve(name, RawFile(spec.json_name, None, spec.json_sha256, "graphs"), root, download=False)
-        return path, {"origin": GDSS_DATA_URL + spec.pickle_name}
-    except DataError:
-        pass
-    url = GDSS_DATA_URL + spec.pickle_name
-    try:
-        return resolve(name, RawFile(spec.pickle_name, url, spec.pickle_sha256, "graphs"), root), {"origin": url}
-    except DataError as exc:
-        raise DataError(
-            f"{name}: neither {spec.json_name} nor {spec.pickle_name} is available "
-            f"(place either in {root / name / 'raw'}); {exc}"
-        ) from None
-
-
-def _gdss_builder(name: str):
-    def build(ctx: BuildContext) -> BuiltDataset:
-        spec = GDSS_SETS[name]
-        path, extra = _gdss_file(name, ctx.root)
-        digest = file_sha256(path)
-        if path.name == spec.json_name and digest != spec.json_sha256:
-            warnings.warn(
-                f"{path}: SHA-256 {digest[:12]}… differs from the reference copy ({spec.json_sha256[:12]}…)",
-                stacklevel=2,
-            )
-        parsed = read_graph_file(path)
-        graphs = GraphList.from_graphs(parsed.triples)
-        return BuiltDataset(
-            graphs=graphs,
-            splits=gdss_split(len(graphs), ctx.options["val_fraction"]),
-            kind="graph",
-            node_types=list(UNLABELLED_NODES),
-            edge_types=list(UNLABELLED_EDGES),
-            source={"file": str(path), "sha256": digest, "format": _format(path), **extra},
-        )
-
-    build.__name__ = f"build_{name}"
-    build.__doc__ = f"Builder of the GDSS ``{name}`` dataset (see the module docstring)."
-    return build
-
-
-for _name, _spec in GDSS_SETS.items():
-    register(_name, "graph", _spec.description, val_fraction=0.0)(_gdss_builder(_name))

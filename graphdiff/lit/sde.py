@@ -1,10 +1,9 @@
 """ScoreSDEModel: GDSS's continuous score-based graph diffusion as a thin LightningModule.
 
 The training step is the two denoising score-matching losses of :class:`~graphdiff.sde.ScoreSDEProcess`
-(node features and adjacency); :meth:`ScoreSDEModel.generate` draws node counts, runs a predictor–corrector
-or S4 sampler and quantises, returning a :class:`~graphdiff.storage.GraphList` exactly like
-:meth:`graphdiff.lit.DiscreteDiffusionModel.generate`, so ``graphdiff sample``, ``graphdiff test`` and the
-sampling-based validation of :class:`~graphdiff.lit.GenerativeModel` work unchanged. See ``docs/sde.md``.
+(node features and adjacency); sampling is the process's :class:`~graphdiff.sde.process.ScoreSDEGraphSampler`
+(predictor–corrector or S4, then quantisation), run by the shared
+:meth:`~graphdiff.lit.base.GenerativeModel.generate`. See ``docs/sde.md``.
 
     graphdiff fit --config configs/sde/community_small.yaml
 """
@@ -19,15 +18,15 @@ from torch import Tensor, nn
 from graphdiff.chem import BOND_ORDERS
 from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
-from graphdiff.lit import GenerativeModel, lr_factor, register_model
+from graphdiff.lit.base import GenerativeModel, register_model
 from graphdiff.models.gdss import GDSSScoreModel
-from graphdiff.sampling import node_mask_from_counts
+from graphdiff.models.score_transformer import TransformerScoreNetwork
 from graphdiff.sde.correction import correct_valency
-from graphdiff.sde.process import GraphEncoding, ScoreSDEProcess
+from graphdiff.sde.process import GraphEncoding, ScoreSDEGraphSampler, ScoreSDEProcess
 from graphdiff.sde.samplers import SamplerSettings
 from graphdiff.sde.sdes import build_sde
 from graphdiff.storage import GraphList
-from graphdiff.types import DenseGraph, mask_adj, mask_nodes
+from graphdiff.types import DenseGraph
 
 
 class SDEConfig(TypedDict, total=False):
@@ -82,33 +81,6 @@ class TransformerNetworkConfig(TypedDict, total=False):
 DEFAULT_SDE: SDEConfig = {"type": "VP", "beta_min": 0.1, "beta_max": 1.0, "num_scales": 1000}
 
 
-class TransformerScoreNetwork(nn.Module):
-    """The graph transformer as a time-conditioned score network: ``(x, adj, flags, t) -> (out_x, out_adj)``.
-
-    ``x`` is the transformer's ``X`` and ``adj`` its one-channel ``E``; the outputs are read from the same
-    positions, ``out_adj`` symmetrised with an empty diagonal, both masked. No extra features (they assume
-    discrete graphs).
-    """
-
-    time_conditioned = True
-
-    def __init__(self, num_features: int, max_nodes: int, **config: Any) -> None:
-        super().__init__()
-        from graphdiff.models import GraphTransformerDenoiser
-
-        self.net = GraphTransformerDenoiser((num_features, 1, 0), (num_features, 1, 0), extra_features="none",
-                                            max_nodes=max_nodes, **config)
-
-    def forward(self, x: Tensor, adj: Tensor, flags: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        mask = flags.bool()
-        y = torch.zeros(x.shape[0], 0, dtype=x.dtype, device=x.device)
-        out = self.net(DenseGraph(x, adj.unsqueeze(-1), y, mask), t)
-        out_adj = out.E.squeeze(-1)
-        out_adj = (out_adj + out_adj.transpose(-1, -2)) / 2
-        out_adj = out_adj * (1 - torch.eye(adj.shape[-1], dtype=adj.dtype, device=adj.device))
-        return mask_nodes(out.X, flags), mask_adj(out_adj, flags)
-
-
 @register_model
 class ScoreSDEModel(GenerativeModel):
     """GDSS (Jo et al., 2022): score networks for node features and adjacency trained by denoising score matching.
@@ -150,6 +122,7 @@ class ScoreSDEModel(GenerativeModel):
             :class:`~graphdiff.lit.DiscreteDiffusionModel`.
     """
 
+    family = "sde"
     structural_hparams = ("sde_x", "sde_adj", "node_features", "max_feat_num", "edge_values", "network", "model")
     optimizer_state_hparams = ("amsgrad", "optimizer")
 
@@ -196,7 +169,7 @@ class ScoreSDEModel(GenerativeModel):
         self.process = ScoreSDEProcess(_sde(sde_x), _sde(sde_adj), encoding, reduce_mean=reduce_mean, eps=train_eps,
                                        likelihood_weighting=likelihood_weighting)
         self.num_features = encoding.num_features(info.num_node_types)
-        self.sampler_settings = _sampler(sampler)  # validates early
+        _sampler(sampler)  # validates early
         if valency_correction and (info.kind != "molecule" or not info.valencies):
             raise ConfigError("valency_correction needs a molecule dataset (with valencies)")
         config = dict(model or {})
@@ -210,14 +183,12 @@ class ScoreSDEModel(GenerativeModel):
         else:
             raise ConfigError(f"network must be 'gdss' or 'transformer', got {network!r}")
         self.register_buffer("node_count_dist", info.node_count_distribution(), persistent=False)
-        self._uncorrected = False
         self.check_hparams()
 
     # ------------------------------------------------------------------ training
-    def forward(self, x: Tensor, adj: Tensor, flags: Tensor, t: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if getattr(self.score_model, "time_conditioned", False):
-            return self.score_model(x, adj, flags, t)
-        return self.score_model(x, adj, flags)
+    def forward(self, graph: DenseGraph, t: Tensor) -> DenseGraph:
+        """The score network on graphdiff's network contract (``graph.X = x``, ``graph.E = adj[..., None]``)."""
+        return self.score_model(graph, t)
 
     def _loss(self, batch: DenseGraph, stage: str) -> Tensor:
         loss_x, loss_adj = self.process.loss(self.score_model, batch)
@@ -237,55 +208,13 @@ class ScoreSDEModel(GenerativeModel):
         self._loss(batch, "test")
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def generate(
-        self,
-        num_samples: int,
-        steps: int | None = None,
-        seed: int | None = None,
-        num_nodes: int | Tensor | None = None,
-        batch_size: int | None = None,
-        progress: bool = False,
-        valency_correction: bool | None = None,
-    ) -> GraphList:
-        """Sample graphs; returns a :class:`~graphdiff.storage.GraphList` of class indices.
+    def sampler_config(self) -> SamplerSettings:
+        return _sampler(self.hparams.sampler, self.hparams.sample_steps)
 
-        Args:
-            num_samples: how many graphs.
-            steps: sampler time steps (default ``sample_steps``, else ``sde_adj.num_scales``).
-            seed: make the draw reproducible (node counts and sampler noise).
-            num_nodes: a fixed size for every graph, or ``[num_samples]`` sizes; default: drawn from the
-                training distribution.
-            batch_size: graphs per batch (default ``sample_batch_size``).
-            progress: show a progress bar over batches.
-            valency_correction: override the model's ``valency_correction`` setting.
-        """
-        counts, steps, batch_size = self.sampling_plan(num_samples, steps, seed, num_nodes, batch_size)
-        settings = _sampler(self.hparams.sampler, steps)
-        correct = self.hparams.valency_correction if valency_correction is None else valency_correction
-        correct = correct and not self._uncorrected
-        device = self.device
-        chain_gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
-        order = torch.argsort(counts, descending=True, stable=True)
-        chunks = list(order.split(batch_size))
-        if progress:
-            from tqdm.auto import tqdm
-
-            chunks = tqdm(chunks, desc="sampling", unit="batch")
-        was_training = self.training
-        self.eval()
-        try:
-            parts = []
-            for chunk in chunks:
-                node_mask = node_mask_from_counts(counts[chunk], device)
-                graph = self.process.sample(self.score_model, node_mask, self.info.num_node_types, settings,
-                                            generator=chain_gen, drop_isolated=self.hparams.drop_isolated)
-                if correct:
-                    graph = self.correct(graph)
-                parts.append(GraphList.from_dense(graph.to("cpu")))
-        finally:
-            self.train(was_training)
-        return GraphList.concat(parts).subset(torch.argsort(order))
+    def graph_sampler(self, config: SamplerSettings, postprocess: bool = True) -> ScoreSDEGraphSampler:
+        correct = self.correct if postprocess and self.hparams.valency_correction else None
+        return self.process.sampler(self.score_model, self.info.num_node_types, config,
+                                    drop_isolated=self.hparams.drop_isolated, correction=correct)
 
     def correct(self, graph: DenseGraph) -> DenseGraph:
         """GDSS's valency correction of a batch of generated molecules (:mod:`graphdiff.sde.correction`)."""
@@ -294,40 +223,13 @@ class ScoreSDEModel(GenerativeModel):
         orders = [0.0] + [BOND_ORDERS.get(str(name).lower(), 1.0) for name in self.info.edge_types[1:]]
         return correct_valency(graph, self.info.valencies, orders)
 
-    def _sample_and_score(self, stage: str, total: int) -> dict[str, float]:
-        """As :class:`GenerativeModel`, on uncorrected samples; with ``valency_correction`` also logs the metrics of
-        the corrected molecules under ``<stage>_corrected/`` (the two are reported separately)."""
+    def evaluation_variants(self, graphs: GraphList) -> dict[str, GraphList]:
+        """The raw samples, and with ``valency_correction`` also the corrected ones, logged under
+        ``<stage>_corrected/`` (GDSS reports validity without correction: the two are kept apart)."""
         if not self.hparams.valency_correction:
-            return super()._sample_and_score(stage, total)
-        self._uncorrected = True  # the base class samples through generate()
-        try:
-            metrics = super()._sample_and_score(stage, total)
-        finally:
-            self._uncorrected = False
-        raw = self.last_samples
-        dense = raw.to_dense(range(len(raw)), self.info.num_node_types, self.info.num_edge_types)
-        corrected = GraphList.from_dense(self.correct(dense))
-        extra = self._score_and_log(corrected, stage, prefix=f"{stage}_corrected")
-        metrics.update({f"corrected/{k}": v for k, v in extra.items()})
-        self.last_samples_corrected = corrected
-        return metrics
-
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        hp = self.hparams
-        cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad)
-        warmup, schedule = hp.warmup_steps, hp.lr_schedule
-        if warmup == 0 and schedule == "constant":
-            return opt
-
-        def factor(step: int) -> float:
-            if schedule == "exponential":  # GDSS: ExponentialLR stepped every epoch, after the warm-up ramp
-                return lr_factor(self, step, warmup, "constant") * hp.lr_decay ** self.current_epoch
-            return lr_factor(self, step, warmup, schedule)
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+            return {"": graphs}
+        dense = graphs.to_dense(range(len(graphs)), self.info.num_node_types, self.info.num_edge_types)
+        return {"": graphs, "_corrected": GraphList.from_dense(self.correct(dense))}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """The trainer's ``gradient_clip_val``; by norm and with GDSS networks, per network as GDSS."""

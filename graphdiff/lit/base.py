@@ -1,0 +1,422 @@
+"""The LightningModule every model family shares: generation, evaluation by sampling, optimisation, checkpoints.
+
+A family subclasses :class:`GenerativeModel` and adds only what is its own: building its process and network from
+its hyper-parameters, the training loss (``training_step``), its sampler settings (:meth:`sampler_config`) and its
+:class:`~graphdiff.generation.GraphSampler` (:meth:`graph_sampler`). Everything that uses a model — ``graphdiff
+sample / predict / test``, validation-time sampling, pictures, the Python API and
+:class:`~graphdiff.pipeline.GraphGenerator` — goes through :meth:`GenerativeModel.generate` and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+
+import graphdiff
+from graphdiff.errors import ConfigError
+from graphdiff.generation import Generation, GraphSampler, SamplerConfig, generate, sample_num_nodes
+from graphdiff.info import DatasetInfo
+from graphdiff.io import atomic_write
+from graphdiff.log import get_logger
+from graphdiff.storage import GraphList
+from graphdiff.types import DenseGraph, one_hot_graph
+
+log = get_logger(__name__)
+
+_MODELS: dict[str, type[GenerativeModel]] = {}
+
+
+def register_model(cls: type[GenerativeModel]) -> type[GenerativeModel]:
+    """Class decorator: allow checkpoints and stored configurations to rebuild ``cls``.
+
+    A checkpoint names its model class; graphdiff builds only registered classes from it (its own families, and
+    subclasses a user registers explicitly), never an arbitrary importable callable. The class is found by its
+    qualified name, its bare name and its ``family``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+        raise TypeError(f"register_model expects a GenerativeModel subclass, got {cls!r}")
+    _MODELS[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    _MODELS[cls.__qualname__] = cls
+    if cls.family and cls.family not in _MODELS:
+        _MODELS[cls.family] = cls
+    return cls
+
+
+def registered_models() -> dict[str, type[GenerativeModel]]:
+    """Registered model classes by qualified name, bare class name and family (graphdiff's own always included)."""
+    import graphdiff.lit  # noqa: F401  (registers graphdiff's families)
+
+    return dict(_MODELS)
+
+
+def model_class_path(cls: type[GenerativeModel]) -> str:
+    """The import path a config names ``cls`` by: ``graphdiff.lit.<Class>`` for graphdiff's own families."""
+    import graphdiff.lit
+
+    if getattr(graphdiff.lit, cls.__qualname__, None) is cls:
+        return f"graphdiff.lit.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def model_families() -> dict[str, type[GenerativeModel]]:
+    """``{family: class}`` of the registered families (``discrete``, ``sde``, ...)."""
+    return {k: v for k, v in registered_models().items() if k == v.family}
+
+
+class GenerativeModel(pl.LightningModule):
+    """Base of graphdiff's model families: built from a dataset info, generates graphs through one interface.
+
+    Subclasses take ``dataset_info`` as their first argument (the CLI links it from the data module), set
+    ``family``, and implement :meth:`sampler_config` and :meth:`graph_sampler`.
+    """
+
+    #: the family's name (``discrete``, ``sde``, ...): ``gd.fit(..., family=...)`` and sampler settings use it.
+    family: ClassVar[str] = ""
+    info: DatasetInfo
+
+    #: hyper-parameters that fix the network's shapes or the noise process: a checkpoint cannot be resumed,
+    #: tested or sampled with other values (subclasses extend this).
+    structural_hparams: tuple[str, ...] = ()
+    #: optimiser settings whose saved state cannot follow a change (refused when resuming ``fit``).
+    optimizer_state_hparams: tuple[str, ...] = ("amsgrad",)
+    #: keys of the ``model`` (network) settings that may change on a checkpoint: they do not change the weights.
+    runtime_network_keys: tuple[str, ...] = ("dropout", "checkpoint", "recompute_edges")
+
+    # ------------------------------------------------------------------ the family's part
+    def sampler_config(self) -> SamplerConfig:
+        """The sampler settings this model samples with by default (from its hyper-parameters)."""
+        raise NotImplementedError
+
+    def graph_sampler(self, config: SamplerConfig, postprocess: bool = True) -> GraphSampler:
+        """The family's reverse process with this model's network bound, for ``config``.
+
+        Args:
+            config: sampler settings of this family.
+            postprocess: apply the family's post-processing of final samples (e.g. a valency correction), when the
+                model is configured with one.
+        """
+        raise NotImplementedError
+
+    def max_sample_steps(self) -> int | None:
+        """The largest ``steps`` the sampler accepts (``None``: any number)."""
+        return None
+
+    def evaluation_variants(self, graphs: GraphList) -> dict[str, GraphList]:
+        """The sample sets scored at validation and test, by log-prefix suffix (``""``: the raw samples)."""
+        return {"": graphs}
+
+    # ------------------------------------------------------------------ generation (one path for every family)
+    @torch.no_grad()
+    def generate(self, num_samples: int, steps: int | None = None, seed: int | None = None,
+                 num_nodes: int | Sequence[int] | torch.Tensor | None = None, batch_size: int | None = None,
+                 progress: bool | None = None, sampler: SamplerConfig | None = None,
+                 postprocess: bool = True) -> GraphList:
+        """Sample graphs; returns a :class:`~graphdiff.storage.GraphList` of class indices.
+
+        Args:
+            num_samples: how many graphs.
+            steps: reverse steps (default: the sampler settings', else the family's full chain).
+            seed: make the draw reproducible (node counts and chains, for a given batch size).
+            num_nodes: a fixed size for every graph, or ``[num_samples]`` sizes; default: drawn from the
+                training distribution.
+            batch_size: graphs per batch (default ``sample_batch_size``).
+            progress: progress bar over batches (``None``: when stderr is a terminal).
+            sampler: sampler settings of this family (default :meth:`sampler_config`).
+            postprocess: apply the family's post-processing (see :meth:`graph_sampler`).
+        """
+        return self.generate_with_chain(num_samples, 0, steps, seed, num_nodes, batch_size, progress, sampler,
+                                        postprocess).graphs
+
+    @torch.no_grad()
+    def generate_with_chain(self, num_samples: int, frames: int = 8, steps: int | None = None,
+                            seed: int | None = None, num_nodes: int | Sequence[int] | torch.Tensor | None = None,
+                            batch_size: int | None = None, progress: bool | None = None,
+                            sampler: SamplerConfig | None = None, postprocess: bool = True) -> Generation:
+        """As :meth:`generate`, also recording ``frames`` snapshots of every chain (for pictures)."""
+        counts, steps, batch_size = self.sampling_plan(num_samples, steps, seed, num_nodes, batch_size)
+        config = self.resolve_sampler(sampler).with_steps(steps)
+        graph_sampler = self.graph_sampler(config, postprocess=postprocess)  # built (and checked) before any work
+        was_training = self.training
+        self.eval()
+        try:
+            return generate(graph_sampler, counts, batch_size, device=self.device, seed=seed, progress=progress,
+                            frames=frames)
+        finally:
+            self.train(was_training)
+
+    def resolve_sampler(self, sampler: SamplerConfig | dict[str, Any] | None) -> SamplerConfig:
+        """``sampler`` (settings, or their dict), checked to be this family's; default :meth:`sampler_config`."""
+        if sampler is None:
+            return self.sampler_config()
+        if isinstance(sampler, dict):
+            sampler = SamplerConfig.from_dict(sampler)
+        if not isinstance(sampler, SamplerConfig) or sampler.family != self.family:
+            got = getattr(sampler, "family", type(sampler).__name__)
+            raise ConfigError(f"sampler settings of the {got!r} family do not fit a {self.family!r} model; "
+                              f"use {type(self.sampler_config()).__name__}")
+        return sampler
+
+    def sampling_plan(self, num_samples: int, steps: int | None = None, seed: int | None = None,
+                      num_nodes: int | Sequence[int] | torch.Tensor | None = None,
+                      batch_size: int | None = None) -> tuple[torch.Tensor, int | None, int]:
+        """Check :meth:`generate`'s arguments before any work and draw the node counts.
+
+        Returns:
+            ``(counts [num_samples] long, steps or None, batch size)``.
+
+        Raises:
+            ConfigError: one line naming the argument, its value and what is allowed.
+        """
+        num_samples = _count("num_samples", num_samples, minimum=1)
+        if steps is not None:
+            steps = _count("steps", steps, minimum=1)
+            top = self.max_sample_steps()
+            if top is not None and steps > top:
+                raise ConfigError(f"steps={steps} exceeds the model's T={top}; use 1..{top} reverse steps")
+        if seed is not None:
+            seed = _count("seed", seed, minimum=None)
+        batch_size = _count("batch_size", batch_size if batch_size is not None else self.hparams.sample_batch_size,
+                            minimum=1)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        if num_nodes is None:
+            counts = sample_num_nodes(self.node_count_dist.cpu(), num_samples, gen)
+        else:
+            try:
+                counts = torch.as_tensor(num_nodes)
+            except (TypeError, ValueError, RuntimeError):
+                raise ConfigError(f"num_nodes={num_nodes!r}: expected an integer or {num_samples} integers") from None
+            if counts.is_floating_point() or counts.dtype == torch.bool or counts.dim() > 1 or (
+                    counts.dim() == 1 and counts.numel() != num_samples):
+                raise ConfigError(f"num_nodes: expected an integer or {num_samples} integers (one per sample), "
+                                  f"got {tuple(counts.shape)} values of type {counts.dtype}")
+            counts = counts.long().expand(num_samples).clone()
+        if int(counts.min()) < 1:
+            raise ConfigError(f"num_nodes must be >= 1, got {int(counts.min())}")
+        if int(counts.max()) > self.info.max_nodes:
+            raise ConfigError(f"num_nodes {int(counts.max())} exceeds the model's maximum of "
+                              f"{self.info.max_nodes} nodes (the largest training graph)")
+        return counts, steps, batch_size
+
+    def predict_step(self, batch: DenseGraph, batch_idx: int) -> GraphList:
+        """One generated graph per graph of ``batch``, with the same node count (``graphdiff predict``).
+
+        Seeded by the batch index and rank, so a prediction run is reproducible.
+        """
+        counts = batch.node_mask.sum(dim=1).cpu()
+        seed = 1_000_003 * self.global_rank + batch_idx
+        return self.generate(len(counts), seed=seed, num_nodes=counts)
+
+    # ------------------------------------------------------------------ settings checked at construction
+    _POSITIVE_INTS = ("T", "eval_samples", "sample_batch_size")
+    _NON_NEGATIVE_INTS = ("eval_every_n_epochs", "test_samples", "warmup_steps")
+    _POSITIVE_NUMBERS = ("lr",)
+    _NON_NEGATIVE_NUMBERS = ("weight_decay", "lambda_edge", "lambda_adj")
+
+    def check_hparams(self) -> None:
+        """Refuse out-of-range settings at construction (one line each), before any training or sampling."""
+        hp = self.hparams
+        for key in self._POSITIVE_INTS + self._NON_NEGATIVE_INTS:
+            if key in hp:
+                _count(f"model.{key}", hp[key], minimum=1 if key in self._POSITIVE_INTS else 0)
+        for key in self._POSITIVE_NUMBERS + self._NON_NEGATIVE_NUMBERS:
+            value = hp.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
+                    value <= 0 if key in self._POSITIVE_NUMBERS else value < 0):
+                bound = "> 0" if key in self._POSITIVE_NUMBERS else ">= 0"
+                raise ConfigError(f"model.{key}={value!r}: expected a number {bound}")
+        if hp.get("sample_steps") is not None:
+            steps = _count("model.sample_steps", hp["sample_steps"], minimum=1)
+            top = self.max_sample_steps()
+            if top is not None and steps > top:
+                raise ConfigError(f"model.sample_steps={steps} exceeds T={top}")
+
+    # ------------------------------------------------------------------ sampling-based evaluation
+    def on_validation_epoch_end(self) -> None:
+        every = self.hparams.get("eval_every_n_epochs", 0)
+        if not every or self.trainer.sanity_checking or (self.current_epoch + 1) % every:
+            return
+        self.sample_and_score("val", self.hparams.eval_samples)
+
+    def on_test_epoch_end(self) -> None:
+        if self.hparams.get("test_samples", 0):
+            self.sample_and_score("test", self.hparams.test_samples)
+
+    def sample_and_score(self, stage: str, total: int) -> dict[str, float]:
+        """Sample ``total`` graphs split over the ranks, gather them, score every variant on rank 0 and log its
+        metrics under ``<stage><suffix>/`` (see :meth:`evaluation_variants`); pictures of the samples and of one
+        chain go to the logger.
+
+        Returns:
+            The metrics of the raw samples, and of each other variant under ``<suffix without _>/<name>``.
+        """
+        world, rank = self.trainer.world_size, self.global_rank
+        local = -(-total // world)
+        seed = 1000 * self.current_epoch + rank
+        result = self.generate_with_chain(local, frames=8 if self.trainer.is_global_zero else 0, seed=seed,
+                                          postprocess=False)
+        graphs = result.graphs
+        if world > 1:
+            graphs = _gather_graphs(self, graphs)
+        graphs = graphs.subset(range(min(total, len(graphs))))
+        metrics: dict[str, Any] = {}
+        for suffix, variant in self.evaluation_variants(graphs).items():
+            scored = self._score_and_log(variant, stage, prefix=f"{stage}{suffix}",
+                                         metrics={"num_samples": float(len(variant))})
+            metrics.update(scored if not suffix else {f"{suffix.lstrip('_')}/{k}": v for k, v in scored.items()})
+        folder = self.trainer.log_dir or self.trainer.default_root_dir  # a collective call: every rank makes it
+        if self.trainer.is_global_zero:
+            self._log_pictures(stage, graphs, result.chain, Path(folder) / "samples")
+        return metrics
+
+    def _score_and_log(self, graphs: GraphList, stage: str, prefix: str,
+                       metrics: dict[str, float] | None = None) -> dict[str, float]:
+        """On rank 0: the dataset's metrics of ``graphs`` against the ``stage`` split, added to ``metrics`` and
+        logged as ``<prefix>/<name>``."""
+        metrics = dict(metrics or {})
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.trainer.is_global_zero and datamodule is not None:
+            from graphdiff.evaluation import FAST_MOLECULE_METRICS, evaluate_generated
+
+            chosen = self.hparams.get("eval_metrics")
+            if stage == "val" and chosen is None and self.info.kind == "molecule":
+                chosen = FAST_MOLECULE_METRICS  # FCD / NSPDK / MOSES metrics are for the final test
+            metrics.update(evaluate_generated(graphs, self.info, datamodule.data, reference_split=stage,
+                                              metrics=chosen if stage == "val" else None))
+        if self.trainer.is_global_zero:
+            self.log_dict({f"{prefix}/{k}": float(v) for k, v in metrics.items() if _is_number(v)},
+                          rank_zero_only=True, batch_size=1)
+        return metrics
+
+    def _log_pictures(self, stage: str, graphs: GraphList, chain: list[tuple[str, GraphList]], folder: Path) -> None:
+        """A grid of the samples and a strip of the first chain: to the logger when it takes images (TensorBoard,
+        or any logger with ``log_image``), else as PNG files in ``folder`` (``<log dir>/samples/``)."""
+        from graphdiff.pictures import chain_png, samples_png
+
+        try:
+            images = {"samples": samples_png(graphs, self.info)}
+            if chain:
+                images["chain"] = chain_png([(label, frame.subset([0])) for label, frame in chain], self.info)
+        except Exception as exc:  # noqa: BLE001 - a picture must never stop training
+            log.warning("could not draw the %s samples (%s: %s)", stage, type(exc).__name__, exc)
+            return
+        tag = f"epoch={self.current_epoch}-step={self.global_step}"
+        for logger in self.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(logger, "log_image"):
+                for name, png in images.items():
+                    logger.log_image(key=f"{stage}/{name}", images=[_decode_png(png)], step=self.global_step)
+                return
+            if experiment is not None and hasattr(experiment, "add_image"):
+                for name, png in images.items():
+                    experiment.add_image(f"{stage}/{name}", _decode_png(png), self.global_step, dataformats="HWC")
+                return
+        for name, png in images.items():
+            with atomic_write(folder / f"{stage}-{name}-{tag}.png", "wb") as f:
+                f.write(png)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        """AdamW (``optimizer: adamw``, decoupled weight decay) or Adam (``adam``, L2 weight decay, GDSS), with a
+        linear warm-up and a ``constant``, ``cosine`` or ``exponential`` (per epoch, ``lr_decay``) schedule."""
+        hp = self.hparams
+        cls = torch.optim.Adam if hp.get("optimizer", "adamw") == "adam" else torch.optim.AdamW
+        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad)
+        warmup, schedule = hp.warmup_steps, hp.lr_schedule
+        if warmup == 0 and schedule == "constant":
+            return opt
+
+        def factor(step: int) -> float:
+            if schedule == "exponential":  # GDSS: ExponentialLR stepped every epoch, after the warm-up ramp
+                return lr_factor(self, step, warmup, "constant") * hp.lr_decay ** self.current_epoch
+            return lr_factor(self, step, warmup, schedule)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.setdefault("graphdiff", {})
+        meta["version"] = graphdiff.__version__
+        meta["model_class"] = model_class_path(type(self))
+        meta["family"] = self.family
+        if getattr(self, "cli_config", None) is not None:
+            meta["config"] = self.cli_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make this run's optimiser settings win over the ones saved in a resumed checkpoint.
+
+        Lightning restores the optimiser state (learning rate and weight decay included) after this hook, from the
+        same dict: rewriting its parameter groups here is what makes ``fit --ckpt_path C --model.lr X`` train at
+        ``X``. (The learning-rate schedule itself is a function of the current hyper-parameters.)
+        """
+        lr, decay = self.hparams.get("lr"), self.hparams.get("weight_decay")
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                if lr is not None and group.get("initial_lr"):  # keep the schedule's current factor
+                    group["lr"] = float(lr) * group["lr"] / group["initial_lr"]
+                    group["initial_lr"] = float(lr)
+                elif lr is not None:
+                    group["lr"] = float(lr)
+                if decay is not None and "weight_decay" in group:
+                    group["weight_decay"] = float(decay)
+        for sched in checkpoint.get("lr_schedulers", []):
+            if lr is not None and "base_lrs" in sched:
+                sched["base_lrs"] = [float(lr)] * len(sched["base_lrs"])
+
+
+def lr_factor(module: pl.LightningModule, step: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier at optimiser step ``step``: linear warm-up over ``warmup`` steps, then constant
+    (``"constant"``) or a cosine decay to 0 over the module's trainer's remaining steps (``"cosine"``; the trainer
+    is only read then)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    total = max(module.trainer.estimated_stepping_batches - warmup, 1)
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
+
+
+def _count(name: str, value: Any, minimum: int | None) -> int:
+    """``value`` as an int (bools, floats and text refused) that is at least ``minimum``."""
+    if isinstance(value, bool) or isinstance(value, float) or not hasattr(value, "__index__"):
+        raise ConfigError(f"{name}={value!r}: expected an integer")
+    value = operator.index(value)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={value}: must be >= {minimum}")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _decode_png(png: bytes):
+    """``[H, W, 3]`` uint8 array of a PNG (for loggers that take arrays)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _gather_graphs(module: pl.LightningModule, graphs: GraphList) -> GraphList:
+    """All ranks' graphs on every rank, rank by rank (each rank must hold the same number)."""
+    n = module.info.max_nodes
+    dense = graphs.to_dense(range(len(graphs)), module.info.num_node_types, module.info.num_edge_types)
+    pad = n - dense.max_nodes
+    nodes = torch.nn.functional.pad(dense.node_classes(), (0, pad), value=-1)
+    edges = torch.nn.functional.pad(dense.edge_classes(), (0, pad, 0, pad), value=-1)
+    nodes = module.all_gather(nodes.to(module.device)).reshape(-1, n).cpu()
+    edges = module.all_gather(edges.to(module.device)).reshape(-1, n, n).cpu()
+    mask = nodes >= 0
+    return GraphList.from_dense(one_hot_graph(nodes, edges, mask, module.info.num_node_types,
+                                              module.info.num_edge_types))

@@ -37,6 +37,7 @@ import numpy as np
 from rdkit import Chem, RDLogger
 
 from graphdiff.errors import ConfigError
+from graphdiff.log import get_logger, progress
 from graphdiff.metrics.graph_stats import parallel_map, single_threaded_blas
 
 __all__ = [
@@ -264,6 +265,12 @@ def _chemnet() -> Any:
     return fcd.load_ref_model()
 
 
+log = get_logger(__name__)
+
+#: SMILES per ChemNet call of :func:`fcd_statistics` (the unit of its progress bar).
+FCD_CHUNK = 2048
+
+
 def fcd_statistics(
     smiles: Sequence[str], device: str | None = "cpu", num_threads: int | None = 1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -284,13 +291,18 @@ def fcd_statistics(
     previous = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
+    smiles = list(smiles)
+    chunks = [smiles[i : i + FCD_CHUNK] for i in range(0, len(smiles), FCD_CHUNK)]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fcd 1.2 uses numpy/scipy aliases being retired
-            # n_jobs=0: batches are built in this process; a DataLoader worker costs seconds to start.
-            activations = fcd.get_predictions(_chemnet(), list(smiles), n_jobs=0, device=device)
+            # n_jobs=0: batches are built in this process; a DataLoader worker costs seconds to start. Chunks only
+            # feed the progress bar: each molecule's activation is computed alone, whatever the chunk.
+            parts = [fcd.get_predictions(_chemnet(), chunk, n_jobs=0, device=device)
+                     for chunk in progress(chunks, desc=f"FCD ({len(smiles)} molecules)", unit="chunk")]
     finally:
         torch.set_num_threads(previous)
+    activations = np.concatenate(parts, axis=0)
     return activations.mean(0), np.cov(activations.T)
 
 
@@ -464,6 +476,7 @@ class MoleculeEvaluator:
             )
             out["fcd"] = fcd_score(valid_smiles, ref_stats, self.device) if len(valid_smiles) >= 2 else float("nan")
         if "nspdk" in wanted:
+            log.info("NSPDK of %d molecules", len(valid_mols))
             ref_features = self._cached(
                 "nspdk", lambda: nspdk_matrix([mol_to_nx(m) for m in self.test_mols()], n_jobs=self.n_jobs)
             )
@@ -471,6 +484,7 @@ class MoleculeEvaluator:
             out["nspdk"] = nspdk_mmd(ref_features, graphs, n_jobs=self.n_jobs) if graphs else float("nan")
         moses_wanted = [k for k in _MOSES_KEYS if k in wanted]
         if moses_wanted:
+            log.info("MOSES metrics (%s) of %d molecules", ", ".join(moses_wanted), len(valid_mols))
             reference = self._cached("moses", lambda: moses_metrics.ReferenceStatistics(self.test_mols(), self.n_jobs))
             out.update(
                 moses_metrics.moses_metrics(

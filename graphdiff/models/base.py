@@ -1,6 +1,11 @@
-"""The denoiser interface: a noisy graph and a time in, logits for the clean graph out.
+"""The network contract, and the denoiser interface: a noisy graph and a time in, logits for the clean graph out.
 
-Every network that the diffusion processes can train is a :class:`Denoiser`. The process never looks inside
+Every network of every model family is a :data:`GraphNetwork`: ``network(graph: DenseGraph, t: Tensor [B]) ->
+DenseGraph``. What the output means is the family's: logits of the clean graph for discrete diffusion (a
+:class:`Denoiser`), score-network outputs for the score SDE (``graph.X`` the node state, ``graph.E`` the
+adjacency as one channel, see :mod:`graphdiff.sde.losses`).
+
+Every network that the discrete processes can train is a :class:`Denoiser`. The process never looks inside
 it; it only relies on the contract of :meth:`Denoiser.forward`:
 
 * input: a noisy :class:`~graphdiff.types.DenseGraph` (``X [B, n, dx]``, ``E [B, n, n, de]``, ``y [B, dy]``,
@@ -143,6 +148,9 @@ def sanitize_padding(graph: DenseGraph) -> DenseGraph:
     E = torch.where(pair.unsqueeze(-1), graph.E, zero_e)
     return DenseGraph(X, E, graph.y, mask)
 
+
+#: graphdiff's one network contract: ``(graph [B, n, ...], t [B]) -> graph`` (see the module docstring).
+GraphNetwork = Callable[[DenseGraph, Tensor], DenseGraph]
 
 D = TypeVar("D", bound=type[Denoiser])
 _DENOISERS: dict[str, type[Denoiser]] = {}

@@ -14,6 +14,7 @@ from pathlib import Path
 from graphdiff.datasets.registry import GraphDataset
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.info import DatasetInfo
+from graphdiff.io import read_file_text
 from graphdiff.storage import GraphList
 
 #: dataset -> (MMD protocol, validity kind) of the papers that report it.
@@ -114,7 +115,7 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() in (".smi", ".txt"):
-        text = _smiles_text(path)
+        text = read_file_text(path)
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines = lines[:-1]
@@ -123,21 +124,6 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
         return "molecule", [line.split()[0] if line.strip() else None for line in lines]
     parsed = read_graph_file(path)
     return "graph", [triple_to_networkx(*t) for t in parsed.triples]
-
-
-def _smiles_text(path: Path) -> str:
-    """The text of a SMILES samples file; binary data is refused rather than decoded with replacement characters."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise DataError(f"{path}: binary data (a NUL byte at byte {nul}), not a text file of SMILES")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}), not a file of SMILES") from None
 
 
 def resolve_reference(reference: str, root: str | None = None) -> tuple[GraphDataset | None, str, list | None]:

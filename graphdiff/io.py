@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import math
@@ -10,12 +11,15 @@ import re
 import socket
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import torch
+
+from graphdiff.errors import DataError
 
 #: Temporary files whose name carries no writer (written before graphdiff recorded one) are stale once
 #: untouched for this long.
@@ -161,3 +165,47 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def text_sha256(text: str) -> str:
     """Hex SHA-256 of a string (used to fingerprint generator settings)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_file_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes, decompressed when the name ends in ``.gz``.
+
+    Raises:
+        DataError: missing, unreadable, truncated or corrupt gzip, or empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: truncated or corrupt gzip file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise DataError(f"{path}: file is empty")
+    return data
+
+
+def read_file_text(path: str | os.PathLike) -> str:
+    """A text file (UTF-8, a byte-order mark dropped), decompressed when the name ends in ``.gz``; binary data (a
+    NUL byte) is refused rather than decoded.
+
+    Raises:
+        DataError: as :func:`read_file_bytes`, or not UTF-8 text.
+    """
+    data = read_file_bytes(path)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{path}: binary data (a NUL byte at byte {nul}), not a text file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise DataError(f"{path}: file is empty")
+    return text

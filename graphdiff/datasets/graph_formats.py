@@ -14,7 +14,6 @@ from __future__ import annotations
 import builtins
 import collections
 import copyreg
-import gzip
 import io
 import json
 import os
@@ -40,6 +39,7 @@ from torch import Tensor
 
 from graphdiff.errors import DataError
 from graphdiff.graph import Triple, collect_vocab, networkx_to_triple, normalize_edges
+from graphdiff.io import read_file_bytes
 from graphdiff.log import get_logger, progress
 
 try:  # NumPy >= 2 keeps the pickle helpers in numpy._core
@@ -114,28 +114,11 @@ def read_graph_file(
     return parsed
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when the name ends in ``.gz``."""
-    try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        else:
-            data = path.read_bytes()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: truncated or corrupt gzip file ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data.strip():
-        raise DataError(f"{path}: file is empty")
-    return data
-
-
 # ---------------------------------------------------------------------------------------------- JSON
 def _read_json(path: Path) -> ParsedGraphs:
     """A JSON list of ``{"num_nodes": n, "edges": [[u, v], ...], "node_types"?: [...], "edge_types"?: [...]}``."""
     try:
-        data = json.loads(_read_bytes(path).decode("utf-8"))
+        data = json.loads(read_file_bytes(path).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -300,7 +283,7 @@ def _upper(M: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- GraphML / pickle
 def _read_graphml(path: Path) -> list[nx.Graph]:
     """Every graph of a GraphML document (``networkx.read_graphml`` keeps only the first)."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     try:
         graphs = list(nx.readwrite.graphml.GraphMLReader()(string=data))
     except ElementTree.ParseError as exc:
@@ -404,7 +387,7 @@ class _GraphUnpickler(pickle._Unpickler):
 
 def _read_pickle(path: Path) -> list[nx.Graph]:
     """A pickled list (or tuple) of NetworkX graphs, or one graph, read with :class:`_GraphUnpickler`."""
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     try:
         obj = _GraphUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as exc:

@@ -25,10 +25,11 @@ from graphdiff.datasets.dataset import BuildContext, BuiltDataset
 from graphdiff.datasets.molecule_parsing import ParsedMolecules, parse_smiles, require_molecules
 from graphdiff.datasets.registry import register
 from graphdiff.datasets.skipped import MAX_REPORTED_LINES, merge_skipped, report_skipped
-from graphdiff.datasets.smiles_files import csv_header, read_smiles_records, read_text
+from graphdiff.datasets.smiles_files import csv_header, read_smiles_records
 from graphdiff.datasets.sources import GDSS_DATA_URL, ContentPin, RawFile, file_source, multi_file_source, resolve
 from graphdiff.datasets.splits import qm9_split
 from graphdiff.errors import DataError
+from graphdiff.io import read_file_text
 
 # ---------------------------------------------------------------------------------------------- QM9
 #: Atom types of QM9's 130,831 molecules (heavy atoms): the four elements and the charged states
@@ -122,7 +123,7 @@ def _gdb_index(path: Path, value: str, line: int, row_number: bool) -> int:
 def _read_uncharacterized(path: Path) -> set[int]:
     """GDB indices from ``uncharacterized.txt``: rows whose first field is an index (header skipped)."""
     indices = set()
-    for line in read_text(path).splitlines():
+    for line in read_file_text(path).splitlines():
         words = line.split()
         if len(words) >= 2 and words[0].isdigit():
             indices.add(int(words[0]))
@@ -259,7 +260,7 @@ def build_zinc250k(ctx: BuildContext) -> BuiltDataset:
 def _read_index_file(path: Path, num_rows: int, truncated: bool) -> np.ndarray:
     """Row numbers from a JSON list (or ``{"valid_idxs": [...]}``), checked against the row count."""
     try:
-        data = json.loads(read_text(path))
+        data = json.loads(read_file_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if isinstance(data, dict) and "valid_idxs" in data:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphdiff.errors import ConfigError, DataError
+from graphdiff.io import read_file_text
 
 SMILES_LINE_SUFFIXES = (".smi", ".smiles", ".txt")
 SMILES_CSV_SUFFIXES = (".csv",)
@@ -91,39 +92,13 @@ def read_smiles_records(
         endings = ", ".join(SMILES_LINE_SUFFIXES + SMILES_CSV_SUFFIXES)
         raise DataError(f"{path}: unknown SMILES file type; expected {endings} (optionally .gz)")
     is_csv = path.name.lower().removesuffix(".gz").endswith(SMILES_CSV_SUFFIXES)
-    text = read_text(path)
+    text = read_file_text(path)
     if limit is not None and limit < 1:
         raise ConfigError(f"limit={limit}: expected a positive number of rows")
     records = _read_csv(path, text, column, id_column, limit) if is_csv else _read_lines(path, text, limit)
     if len(records) == 0:
         raise DataError(f"{path}: no SMILES rows (only a header)")
     return records
-
-
-def read_text(path: Path) -> str:
-    """The file as text (UTF-8, a byte-order mark dropped), decompressed when the name ends in ``.gz``.
-
-    Raises:
-        DataError: missing, unreadable, truncated, not UTF-8, or empty.
-    """
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        else:
-            data = path.read_bytes()
-        text = data.decode("utf-8-sig")
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: truncated or corrupt gzip file ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not text.strip():
-        raise DataError(f"{path}: file is empty")
-    return text
 
 
 def csv_header(path: Path) -> list[str]:

@@ -70,8 +70,14 @@ class LastCheckpoint(Callback):
     def _save(self, trainer: pl.Trainer) -> None:
         if trainer.global_step == self._saved_step or trainer.sanity_checking:
             return
-        trainer.save_checkpoint(self.path(trainer), weights_only=False)  # the full state: resumable
+        path = self.path(trainer)
+        trainer.save_checkpoint(path, weights_only=False)  # the full state: resumable
         self._saved_step = trainer.global_step
+        # A ModelCheckpoint with save_last in the same folder would take this file for someone else's and write
+        # last-v1.ckpt next to it: tell it the file is its own last checkpoint.
+        for callback in trainer.checkpoint_callbacks:
+            if getattr(callback, "save_last", False) and Path(getattr(callback, "dirpath", "") or "") == path.parent:
+                callback.last_model_path = str(path)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args, **kwargs) -> None:
         n = self.every_n_train_steps

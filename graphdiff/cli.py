@@ -6,6 +6,7 @@
 * ``graphdiff sample``: generate graphs from a checkpoint and write them to a file.
 * ``graphdiff evaluate``: metrics of a samples file against a dataset split or a reference file.
 * ``graphdiff quickstart``: train the small default model, sample, evaluate and draw.
+* ``graphdiff search``: score sampler settings of a checkpoint on the validation split.
 * ``graphdiff data list|info``: inspect datasets.
 
 ``-v`` / ``-q`` before the subcommand (or after an argparse one) set how much graphdiff prints
@@ -208,6 +209,61 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="score sampler settings of a checkpoint on the validation split (no retraining)")
+    p.add_argument("--ckpt_path", required=True, help="a checkpoint written by `graphdiff fit`")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="a sampler setting and the values to try, e.g. -p steps=50,500 -p eta=0,10,50 -p omega=0,0.05 "
+                        "(repeatable; the settings' names depend on the model family)")
+    p.add_argument("--mode", choices=("grid", "componentwise"), default="componentwise",
+                   help="every combination, or DeFoG's one-setting-at-a-time search (default)")
+    p.add_argument("--num_samples", type=_positive_int, default=64, help="graphs sampled per setting")
+    p.add_argument("--split", default="val", help="reference split (default val)")
+    p.add_argument("--target", default=None,
+                   help="metric that picks the best setting (default: validity for molecules, vun for planar/sbm/tree, "
+                        "else degree)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch_size", type=_positive_int, default=None, help="graphs per sampling batch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--root", default=None, help="dataset root (default: the one stored in the checkpoint)")
+    p.add_argument("--output", default="sampler_search.csv", help="table of results: .csv or .json")
+    p.add_argument("--plot", default=None, help="also write a PNG of the target metric against each setting")
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from graphdiff.api import load_model
+    from graphdiff.checkpoints import read_checkpoint
+    from graphdiff.datasets import open_dataset
+    from graphdiff.outputs import check_output_path, write_or_rescue
+    from graphdiff.sampler_search import default_target, parse_values, plot, search, write_table
+
+    check_output_path(args.output, (".csv", ".json"), inputs=(args.ckpt_path,))
+    if args.plot:
+        check_output_path(args.plot, (".png",), inputs=(args.ckpt_path,), option="--plot")
+    if not args.param:
+        raise ConfigError("give at least one --param NAME=V1,V2,... to search")
+    model = load_model(args.ckpt_path, device=args.device)
+    base = model.sampler_config()
+    params: dict[str, list] = {}
+    for text in args.param:
+        name, sep, values = text.partition("=")
+        if not sep:
+            raise ConfigError(f"--param {text!r}: expected NAME=V1,V2,...")
+        params[name.strip()] = parse_values(base, name.strip(), values)
+    data = (read_checkpoint(args.ckpt_path).get("graphdiff", {}).get("config") or {}).get("data") or {}
+    source = data.get("path") or data.get("dataset") or model.info.name
+    dataset = open_dataset(source, root=args.root or data.get("root"), **(data.get("options") or {}))
+    target = args.target or default_target(model)
+    rows = search(model, dataset, params, mode=args.mode, num_samples=args.num_samples, split=args.split,
+                  target=target, seed=args.seed, batch_size=args.batch_size)
+    write_or_rescue(lambda path: write_table(rows, path), args.output, "the search results")
+    print(f"wrote {len(rows)} settings to {args.output}")
+    if args.plot:
+        plot(rows, params, target, base.steps_field, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="graphdiff", description="Graph generation with diffusion models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sample_parser(sub)
     _evaluate_parser(sub)
     _quickstart_parser(sub)
+    _search_parser(sub)
     _data_parser(sub)
     _verbosity_options(parser, default=0)
     return parser
@@ -301,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_evaluate(args)
         if args.command == "quickstart":
             return _run_quickstart(args)
+        if args.command == "search":
+            return _run_search(args)
     except GraphdiffError as exc:
         print(f"graphdiff: error: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,15 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 TINY = {
     "discrete": TINY_MODEL,
+    "flow": {
+        "class_path": "graphdiff.lit.DiscreteFlowModel",
+        "init_args": {
+            "transition": "absorbing",
+            "model": {**TINY_MODEL["init_args"]["model"], "extra_features": "rrwp", "rrwp_steps": 4},
+            "sampler": {"steps": 5, "eta": 1.0, "omega": 0.1, "time_distortion": "polydec"},
+            "eval_samples": 4, "test_samples": 4, "sample_batch_size": 4,
+        },
+    },
     "sde": {
         "class_path": "graphdiff.lit.ScoreSDEModel",
         "init_args": {
@@ -136,7 +145,7 @@ def test_pipeline_every_output_type_and_a_swapped_sampler(trained, tmp_path):
     a = reloaded(2, seed=4, output_type="graphlist")
     b = generator(2, seed=4, output_type="graphlist")
     assert torch.equal(a.edge_index, b.edge_index)
-    other = "sde" if family == "discrete" else "discrete"
+    other = "sde" if family != "sde" else "discrete"
     with pytest.raises(gd.GraphdiffError, match="do not fit"):
         GraphGenerator.from_checkpoint(last, sampler={"family": other})
 
@@ -157,8 +166,8 @@ def test_every_registered_family_is_covered():
 
 
 def test_unknown_family_is_one_line(tmp_path):
-    with pytest.raises(gd.GraphdiffError, match="unknown model family 'flow'"):
-        gd.fit(["CCO", "CCN"] * 5, output_dir=tmp_path, family="flow")
+    with pytest.raises(gd.GraphdiffError, match="unknown model family 'pard'"):
+        gd.fit(["CCO", "CCN"] * 5, output_dir=tmp_path, family="pard")
 
 
 def test_sampler_settings_round_trip_and_errors():

@@ -18,14 +18,14 @@ LAYERS: dict[str, int] = {
     # 1 conversions and the generation contract
     "graph": 1, "chem": 1, "generation": 1,
     # 2 the math of each family, networks, metrics, and data
-    "diffusion": 2, "sde": 2, "models": 2, "metrics": 2, "datasets": 2,
+    "diffusion": 2, "sde": 2, "flow": 2, "models": 2, "metrics": 2, "datasets": 2,
     # 3 what combines them: evaluation, pictures, files of samples, the Lightning layer
     "evaluation": 3, "pictures": 3, "sample_files": 3, "callbacks": 3, "lit": 3, "checkpoints": 3,
     # 4 the interfaces
-    "api": 4, "pipeline": 4, "lightning_cli": 4, "quickstart": 4, "cli": 4,
+    "api": 4, "pipeline": 4, "lightning_cli": 4, "quickstart": 4, "sampler_search": 4, "cli": 4,
 }
 #: subpackages whose modules may not import one another's siblings at a higher level (the families are peers).
-PEERS = ("diffusion", "sde", "models", "metrics", "datasets")
+PEERS = ("diffusion", "sde", "flow", "models", "metrics", "datasets")
 
 
 def _modules() -> dict[str, Path]:

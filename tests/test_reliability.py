@@ -486,3 +486,17 @@ def test_quickstart_stopped_before_its_first_validation_still_samples(tmp_path, 
     metrics = _strict_json(out / "metrics.json")
     assert metrics["checkpoint"].endswith("last.ckpt") and metrics["num_samples"] == 3
     assert len(json.loads((out / "samples.json").read_text())) == 3
+
+
+def test_last_checkpoint_and_model_checkpoint_share_one_last_ckpt(tmp_path):
+    """Both write last.ckpt in the same folder: there must be one file, never a last-v1.ckpt beside it."""
+    config = write_config(tmp_path / "config.yaml", "comm20", tmp_path / "data", max_steps=6,
+                          check_val_every_n_epoch=1, limit_train_batches=2, val_check_interval=None)
+    blob = yaml.safe_load(config.read_text())
+    blob["trainer"]["callbacks"].append({"class_path": "graphdiff.callbacks.LastCheckpoint",
+                                         "init_args": {"every_n_train_steps": 1}})
+    config.write_text(yaml.safe_dump(blob))
+    assert run("fit", "--config", config) == 0
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert "last.ckpt" in names and not [n for n in names if n.startswith("last-v")], names
+    assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["global_step"] == 6

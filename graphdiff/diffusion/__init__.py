@@ -7,8 +7,6 @@ from graphdiff.diffusion.process import (
     marginalised_posterior_probs,
     posterior_per_clean_class,
     posterior_probs,
-    sample_categorical,
-    sample_graph,
 )
 from graphdiff.diffusion.schedules import (
     SCHEDULES,
@@ -54,6 +52,4 @@ __all__ = [
     "marginalised_posterior_probs",
     "posterior_per_clean_class",
     "posterior_probs",
-    "sample_categorical",
-    "sample_graph",
 ]

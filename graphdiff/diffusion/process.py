@@ -27,7 +27,8 @@ from torch import Tensor
 
 from graphdiff.diffusion.schedules import NoiseSchedule
 from graphdiff.diffusion.transitions import LimitDistribution, Transition, TransitionMatrices
-from graphdiff.types import DenseGraph, mask_features, symmetrize_upper
+from graphdiff.generation import sample_graph
+from graphdiff.types import DenseGraph, mask_features
 
 #: ``predict(noisy, t)``: a denoiser returning logits of the clean node and edge classes.
 Predictor = Callable[[DenseGraph, Tensor], DenseGraph]
@@ -110,58 +111,6 @@ def marginalised_posterior_probs(M_t: Tensor, pred_0: Tensor, Q_ts: Tensor, Q_ba
     real = M_t.sum(-1, keepdim=True) > 0
     probs = torch.where(total > 0, unnormalised / total.clamp_min(_tiny(total)), real.to(total.dtype) / d)
     return probs.reshape(shape)
-
-
-def sample_categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Draw one class per row of ``probs`` by inverting the CDF (one uniform number per row).
-
-    Rows need not be normalised; a zero-probability class is never drawn. All-zero rows give class 0.
-
-    Args:
-        probs: ``[..., d]`` non-negative weights.
-        generator: optional random generator (on the device of ``probs``).
-
-    Returns:
-        ``[...]`` long class indices.
-    """
-    probs = probs.to(_float_dtype(probs.dtype))
-    # A scan along a small innermost axis is ~100x slower on CUDA than along the outermost one.
-    cdf = probs.movedim(-1, 0).cumsum(0).movedim(0, -1)
-    u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=cdf.device, dtype=cdf.dtype)
-    # (1 - u) lies in (0, 1], so the threshold is > 0 and a class with zero width cannot be hit.
-    threshold = (1 - u) * cdf[..., -1:]
-    return (cdf < threshold).sum(-1).clamp(max=probs.shape[-1] - 1)
-
-
-def sample_graph(
-    probs_X: Tensor,
-    probs_E: Tensor,
-    node_mask: Tensor,
-    y: Tensor,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> DenseGraph:
-    """Sample one-hot node classes and symmetric edge classes from per-position probabilities.
-
-    Edges are drawn for every ordered pair, then the strict upper triangle is mirrored, so each undirected
-    pair is drawn once from ``probs_E[:, i, j]`` with ``i < j``.
-
-    Args:
-        probs_X: ``[B, n, dx]``.
-        probs_E: ``[B, n, n, de]``.
-        node_mask: ``[B, n]`` bool.
-        y: ``[B, dy]`` global features, copied to the result.
-        generator: optional random generator.
-        dtype: floating dtype of the returned one-hots.
-
-    Returns:
-        A masked one-hot :class:`DenseGraph`.
-    """
-    X = F.one_hot(sample_categorical(probs_X, generator), probs_X.shape[-1]).to(dtype)
-    E = symmetrize_upper(sample_categorical(probs_E, generator))
-    E = F.one_hot(E, probs_E.shape[-1]).to(dtype)
-    X, E = mask_features(X, E, node_mask)
-    return DenseGraph(X, E, y, node_mask)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -567,9 +567,13 @@ class GraphTransformerDenoiser(Denoiser):
         preset: ``"digress"`` (default sizes), ``"planar"``, ``"sbm"`` or ``"qm9"`` (see ``TRANSFORMER_PRESETS``).
         n_layers, hidden_mlp_dims, hidden_dims: override the preset (dicts merged key by key).
         dropout: dropout rate (default 0.1 as the reference).
-        extra_features: ``"none"``, ``"cycles"``, ``"eigenvalues"`` or ``"all"``.
+        extra_features: ``"none"``, ``"cycles"``, ``"eigenvalues"``, ``"all"`` or ``"rrwp"`` (see
+            :class:`~graphdiff.models.features.ExtraFeatures`).
+        rrwp_steps: ``K`` of the ``rrwp`` features (DeFoG: 12, or 20 for SBM, MOSES, GuacaMol, ZINC).
         max_nodes: the dataset's largest graph (needed by the extra features).
         molecular: molecular features to add, or ``None``.
+        virtual_classes: node and edge classes appended after the data's in the noisy input (the flow family's
+            mask class); the extra features read only the data's classes.
         checkpoint: activation checkpointing of each layer.
         recompute_edges: recompute the edge stream's cheap activations in the backward pass (see
             :class:`GraphTransformer`).
@@ -586,13 +590,17 @@ class GraphTransformerDenoiser(Denoiser):
         hidden_dims: Mapping[str, int] | None = None,
         dropout: float = 0.1,
         extra_features: FeatureMode = "all",
+        rrwp_steps: int = 12,
         max_nodes: int | None = None,
         molecular: MolecularFeatures | None = None,
+        virtual_classes: Sequence[int] = (0, 0),
         checkpoint: bool = False,
         recompute_edges: bool = True,
     ) -> None:
         super().__init__(input_dims, output_dims)
-        self.extra_features = ExtraFeatures(extra_features, max_nodes=max_nodes, molecular=molecular)
+        self.extra_features = ExtraFeatures(extra_features, max_nodes=max_nodes, molecular=molecular,
+                                            rrwp_steps=rrwp_steps)
+        self.virtual_classes = (int(virtual_classes[0]), int(virtual_classes[1]))
         data, out = self.input_dims, self.output_dims
         net_input = data + self.extra_features.dims + GraphDims(0, 0, 1)  # + t
         residual = GraphDims(min(data.X, out.X), min(data.E, out.E), min(data.y, out.y))
@@ -625,7 +633,9 @@ class GraphTransformerDenoiser(Denoiser):
         mol = MolecularFeatures.from_dataset_info(info) if molecular else None
         dims = GraphDims(info.num_node_types, info.num_edge_types, 0)
         config.setdefault("max_nodes", info.max_nodes)
-        return cls(dims, GraphDims(dims.X, dims.E, output_y), molecular=mol, **config)
+        vx, ve = config.get("virtual_classes", (0, 0))
+        return cls(GraphDims(dims.X + vx, dims.E + ve, 0), GraphDims(dims.X, dims.E, output_y), molecular=mol,
+                   **config)
 
     def forward(self, noisy: DenseGraph, t: Tensor) -> DenseGraph:
         """Logits of the clean graph; see :class:`~graphdiff.models.base.Denoiser`.
@@ -636,7 +646,10 @@ class GraphTransformerDenoiser(Denoiser):
         """
         t = self.check_input(noisy, t)
         noisy = sanitize_padding(noisy)
-        extra = self.extra_features(noisy)
+        vx, ve = self.virtual_classes
+        data = noisy if not (vx or ve) else DenseGraph(noisy.X[..., : noisy.X.shape[-1] - vx],
+                                                       noisy.E[..., : noisy.E.shape[-1] - ve], noisy.y, noisy.node_mask)
+        extra = self.extra_features(data)
         X = torch.cat((noisy.X, extra.X), dim=-1)
         E = torch.cat((noisy.E, extra.E), dim=-1) if extra.E.shape[-1] else noisy.E
         y = torch.cat((noisy.y, extra.y.to(noisy.y.dtype), t.unsqueeze(-1).to(noisy.y.dtype)), dim=-1)

@@ -16,10 +16,10 @@ from graphdiff.diffusion.process import (
     cross_entropy_loss,
     marginalised_posterior_probs,
     posterior_per_clean_class,
-    sample_categorical,
 )
 from graphdiff.diffusion.schedules import CosineSchedule, CustomSchedule, NoiseSchedule
 from graphdiff.diffusion.transitions import AbsorbingTransition, MarginalTransition, UniformTransition
+from graphdiff.generation import sample_categorical
 from graphdiff.types import DenseGraph, one_hot_graph
 
 F64 = torch.float64

@@ -45,10 +45,10 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
             "baseline": [("training", {"setup": s, "batch_size": b, "impl": "baseline", **steps, **d})
                          for s, b in train],
             "flops": [("flops", {"setup": s, "batch_size": b, **d}) for s, b in train],
-            "sampling": [("sampling", {"setup": "planar", "num_graphs": 2, "chains": [1000, 100, 50],
-                                       "measure_steps": 2, **d}),
-                         ("sampling", {"setup": "qm9", "num_graphs": 32, "chains": [500, 100, 50],
-                                       "measure_steps": 2, **d})],
+            "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "measure_steps": 2,
+                                       "family": family, **d})
+                         for setup, n, chains in (("planar", 2, [1000, 100, 50]), ("qm9", 32, [500, 100, 50]))
+                         for family in ("discrete", "flow")],
             "gdss": [("gdss", {"setup": "gdss_qm9", "steps": 1, "warmup": 1, "num_samples": 256,
                                "sample_steps": [1000, 100], "measure_steps": 3, **d}),
                      ("gdss", {"setup": "gdss_community_small", "steps": 1, "warmup": 1, "num_samples": 128,
@@ -68,10 +68,10 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
         "flops": [("flops", {"setup": s, "batch_size": b, **d}) for s, b in train]
         + [("flops", {"setup": s, "batch_size": b, "impl": "baseline", **d})
            for s, b in (("planar", 16), ("qm9", 256))],
-        "sampling": [("sampling", {"setup": "planar", "num_graphs": 16, "chains": [1000, 100, 50],
-                                   "run": [1000, 100, 50] if full_chains else [100, 50], **d}),
-                     ("sampling", {"setup": "qm9", "num_graphs": 256, "chains": [500, 100, 50],
-                                   "run": [500, 100, 50] if full_chains else [100, 50], **d})],
+        "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "family": family,
+                                   "run": chains if full_chains else chains[1:], **d})
+                     for setup, n, chains in (("planar", 16, [1000, 100, 50]), ("qm9", 256, [500, 100, 50]))
+                     for family in ("discrete", "flow")],
         "gdss": [("gdss", {"setup": "gdss_qm9", "num_samples": 256, "sample_steps": [1000, 100], **d}),
                  ("gdss", {"setup": "gdss_community_small", "num_samples": 128, "sample_steps": [1000, 100], **d})],
         "metrics": [("metrics_planar", {}), ("metrics_qm9", {"num_samples": 10000})],

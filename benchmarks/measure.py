@@ -255,17 +255,20 @@ def equivalence(setup: str, batch_size: int, seed: int = 0) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# DiGress sampling
+# DiGress and DeFoG sampling
 
 
 def sampling(setup: str, num_graphs: int, chains: list[int], run: list[int] | None = None,
-             measure_steps: int | None = None, device: str = "cpu") -> dict[str, Any]:
+             measure_steps: int | None = None, device: str = "cpu", family: str = "discrete") -> dict[str, Any]:
     """Seconds per reverse step and graphs/s of whole chains (untrained weights; one batch of ``num_graphs``).
 
-    Chains listed in ``run`` are run in full; the others are extrapolated from the per-step time of the longest
-    one run, or of a chain of ``measure_steps`` strided steps when ``run`` is empty.
+    ``family``: ``discrete`` (DiGress's posterior step) or ``flow`` (DeFoG's CTMC step with the exact expectation
+    over x_1, eta 50, omega 0.05, the same network). Chains listed in ``run`` are run in full; the others are
+    extrapolated from the per-step time of the longest one run, or of a chain of ``measure_steps`` steps when
+    ``run`` is empty.
     """
     from graphdiff.diffusion.sampler import DiscreteGraphSampler
+    from graphdiff.flow import DiscreteFlow, FlowGraphSampler, FlowSamplerConfig, initial_distribution
     from graphdiff.generation import node_mask_from_counts, run_sampler, sample_num_nodes
 
     s = setups.digress_setup(setup)
@@ -273,9 +276,17 @@ def sampling(setup: str, num_graphs: int, chains: list[int], run: list[int] | No
     gen = torch.Generator().manual_seed(0)
     counts = sample_num_nodes(s.info.node_count_distribution(), num_graphs, gen)
     node_mask = node_mask_from_counts(counts, device)
+    info = s.info
+    flow = DiscreteFlow(initial_distribution("marginal", info.num_node_types, info.num_edge_types,
+                                             info.node_marginals, info.edge_marginals))
 
     def sample(model, process, counts, steps):
-        return run_sampler(DiscreteGraphSampler(process, model, steps), node_mask)
+        if family == "flow":
+            settings = FlowSamplerConfig(steps=steps, eta=50.0, omega=0.05)
+            sampler = FlowGraphSampler(flow, model, settings, (info.num_node_types, info.num_edge_types))
+        else:
+            sampler = DiscreteGraphSampler(process, model, steps)
+        return run_sampler(sampler, node_mask)
 
     sample(model, s.process, counts, steps=1)  # warm-up
     measured: dict[int, float] = {}
@@ -296,7 +307,7 @@ def sampling(setup: str, num_graphs: int, chains: list[int], run: list[int] | No
         seconds = measured.get(K, per_step * K)
         rows.append({"steps": K, "chain_s": seconds, "s_per_step": seconds / K, "graphs_per_s": num_graphs / seconds,
                      "measured": K in measured})
-    return {"setup": setup, "T": s.T, "num_graphs": num_graphs, "max_nodes": int(counts.max()),
+    return {"setup": setup, "family": family, "T": s.T, "num_graphs": num_graphs, "max_nodes": int(counts.max()),
             "measure_steps": basis, "chains": rows}
 
 

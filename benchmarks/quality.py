@@ -4,9 +4,11 @@
     python -m benchmarks.quality --minutes 120 --gdss         # + GDSS on QM9 (configs/sde/qm9.yaml)
     python -m benchmarks.quality --datasets gdss_qm9          # GDSS alone
     python -m benchmarks.quality --minutes 1 --datasets comm20 --samples 20    # smoke run
+    python -m benchmarks.quality --datasets qm9 flow_qm9 --sample-steps 50 500  # DiGress vs DeFoG, 50 and 500 steps
 
 Each dataset is trained through graphdiff's real training code — ``graphdiff.lit.DiscreteDiffusionModel`` (or
-``graphdiff.lit.ScoreSDEModel``) and a Lightning ``Trainer(max_time=...)`` with the EMA callback — then
+``ScoreSDEModel`` for ``gdss_<dataset>``, ``DiscreteFlowModel`` for ``flow_<dataset>``) and a Lightning
+``Trainer(max_time=...)`` with the EMA callback — then
 sampled and evaluated with ``graphdiff.evaluation.evaluate_generated`` against the test split. The results are
 written between the ``quality`` markers of ``docs/performance.md`` next to published numbers (which come from
 days of GPU training: a CPU budget is expected to fall short; the table shows how far).
@@ -28,6 +30,7 @@ from benchmarks import report, setups
 #: Published numbers to print next to ours (fractions in percent, MMDs squared).
 PUBLISHED: dict[str, dict[str, str]] = {
     "qm9": {"validity": "99.0 (DiGress)", "uniqueness": "96.2 (DiGress)"},
+    "flow_qm9": {"validity": "99.3 / 98.9 (DeFoG, 500 / 50 steps)", "uniqueness": "96.3 / 96.2"},
     "gdss_qm9": {"validity": "95.7 (GDSS, without correction)"},
     # GDSS Table 1 (MMD², GDSS protocol), the model the graph benchmarks are usually compared with.
     "ego_small": {"degree": "0.021", "clustering": "0.024", "orbit": "0.007 (GDSS)"},
@@ -47,6 +50,8 @@ PUBLISHED_MODEL = {
     "qm9": {"preset": "qm9", "hidden_dims": {"dim_ffy": 128}},
 }
 T_OF = {"qm9": 500}
+#: DeFoG's sampling settings of each dataset (configs/flow/<dataset>.yaml), the steps set per run.
+FLOW_SAMPLER = {"qm9": {"time_distortion": "polydec"}, "comm20": {}}
 BATCH_OF = {"qm9": 512, "comm20": 32, "community_small": 32, "ego_small": 32}
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 #: Periodic/test evaluation settings of the shipped configs: the benchmark samples and evaluates by itself.
@@ -62,7 +67,14 @@ def build(name: str, published_sizes: bool = False, sample_steps: int | None = N
     """
     from graphdiff.datasets.datamodule import GraphDataModule
 
-    dataset = name.removeprefix("gdss_")
+    dataset = name.removeprefix("gdss_").removeprefix("flow_")
+    if name.startswith("flow_"):
+        from graphdiff.lit import DiscreteFlowModel
+
+        dm = GraphDataModule(dataset, batch_size=BATCH_OF.get(dataset, 32))
+        model = DiscreteFlowModel(dataset_info=dm.dataset_info, model={**SMALL_MODEL, "extra_features": "rrwp"},
+                                  lr=1e-3, sampler=FLOW_SAMPLER.get(dataset, {}))
+        return dm, model, "DeFoG, small (4 layers, dx 64, rrwp)"
     if name.startswith("gdss_"):
         from graphdiff.lit import ScoreSDEModel
 
@@ -79,15 +91,16 @@ def build(name: str, published_sizes: bool = False, sample_steps: int | None = N
     return dm, model, "published" if published_sizes else "small (4 layers, dx 64)"
 
 
-def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: int | None, out_dir: Path,
-                       published_sizes: bool, seed: int = 0) -> dict[str, Any]:
+def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: list[int | None], out_dir: Path,
+                       published_sizes: bool, seed: int = 0) -> list[dict[str, Any]]:
+    """Train ``name`` for ``minutes``, then sample and evaluate with each number of ``sample_steps``: one row each."""
     import pytorch_lightning as pl
 
     from graphdiff.callbacks import EMA
     from graphdiff.evaluation import evaluate_generated
 
     pl.seed_everything(seed, workers=True)
-    dm, model, size = build(name, published_sizes, sample_steps)
+    dm, model, size = build(name, published_sizes)
     trainer = pl.Trainer(
         max_time={"minutes": minutes}, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -97,17 +110,20 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: in
     t0 = time.perf_counter()
     trainer.fit(model, dm)
     train_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    graphs = model.generate(samples, steps=sample_steps, seed=seed)
-    sample_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
-                                 metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
-    eval_s = time.perf_counter() - t0
-    return {"name": name, "model": size, "minutes": minutes, "train_s": train_s, "steps": trainer.global_step,
-            "epochs": trainer.current_epoch, "samples": len(graphs), "sample_steps": sample_steps,
-            "sample_s": sample_s, "eval_s": eval_s,
-            "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+    rows = []
+    for steps in sample_steps:
+        t0 = time.perf_counter()
+        graphs = model.generate(samples, steps=steps, seed=seed)
+        sample_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
+                                     metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
+        eval_s = time.perf_counter() - t0
+        rows.append({"name": name, "model": size, "minutes": minutes, "train_s": train_s,
+                     "steps": trainer.global_step, "epochs": trainer.current_epoch, "samples": len(graphs),
+                     "sample_steps": steps, "sample_s": sample_s, "eval_s": eval_s,
+                     "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}})
+    return rows
 
 
 #: Every quality row ever measured here, keyed by dataset, model and budget, so that runs with different budgets
@@ -118,11 +134,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
 def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``previous`` with the rows of ``new`` replacing those of the same dataset, model and budget."""
     def key(row: dict[str, Any]) -> tuple[Any, ...]:
-        return row["name"], row.get("model"), float(row["minutes"])
+        return row["name"], row.get("model"), float(row["minutes"]), row.get("sample_steps")
 
     merged = {key(r): r for r in previous}
     merged.update({key(r): r for r in new})
-    return sorted(merged.values(), key=lambda r: (r["name"], float(r["minutes"])))
+    return sorted(merged.values(), key=lambda r: (r["name"], float(r["minutes"]), r.get("sample_steps") or 0))
 
 
 def render(rows: list[dict[str, Any]]) -> str:
@@ -158,10 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gdss", action="store_true", help="also GDSS on QM9 (same as adding gdss_qm9 to --datasets)")
     parser.add_argument("--samples", type=int, default=None, help="graphs to sample (default: 1000 molecules, "
                         "the test-split size for graphs)")
-    parser.add_argument("--sample-steps", type=int, default=None, help="reverse steps (default T)")
+    parser.add_argument("--sample-steps", type=int, nargs="+", default=[None],
+                        help="reverse steps, one row each (default: the model's, T for DiGress)")
     parser.add_argument("--published-sizes", action="store_true", help="DiGress's model sizes instead of small")
     parser.add_argument("--output-dir", default="outputs/quality")
     parser.add_argument("--doc", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
+    parser.add_argument("--results", default=str(RESULTS),
+                        help="JSON file the rows are merged into (separate files let two runs go in parallel)")
     args = parser.parse_args(argv)
     setups.ensure_data_env()
     names = list(args.datasets) + (["gdss_qm9"] if args.gdss else [])
@@ -170,23 +189,25 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}"
     rows = []
     for name in names:
-        dataset = name.removeprefix("gdss_")
+        dataset = name.removeprefix("gdss_").removeprefix("flow_")
         samples = args.samples or (1000 if dataset == "qm9" else len(setups.load(dataset).split("test")))
         print(f"[{name}] training {args.minutes} min, then {samples} samples", flush=True)
         try:
-            row = train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
+            new = train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
                                      args.published_sizes)
         except Exception as exc:  # noqa: BLE001 — report and go on with the other datasets
-            row = {"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-        row.update(command=command.strip(), machine=machine, date=report.machine_info("cpu")["date"])
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+            new = [{"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
+        for row in new:
+            row.update(command=command.strip(), machine=machine, date=report.machine_info("cpu")["date"])
+            print(json.dumps(row), flush=True)
+        rows.extend(new)
         # Saved after every dataset: a long run cut short keeps what it measured.
-        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        merged = merge_rows(previous, [row])
-        report.atomic_write_text(RESULTS, json.dumps(merged, indent=1))
+        results = Path(args.results)
+        previous = json.loads(results.read_text()) if results.exists() else []
+        merged = merge_rows(previous, new)
+        report.atomic_write_text(results, json.dumps(merged, indent=1))
         report.update_document(Path(args.doc), report.QUALITY_START, report.QUALITY_END, render(merged))
-    print(f"wrote {args.doc} and {RESULTS}")
+    print(f"wrote {args.doc} and {args.results}")
     return 0 if all("error" not in r for r in rows) else 1
 
 

@@ -225,23 +225,34 @@ def render(results: dict[str, Any]) -> str:
 
     sa = results.get("sampling", {}).get("value")
     if sa:
-        out.append("\n### Sampling (DiGress, untrained weights — speed only)\n")
-        out.append("One batch holding all graphs, node counts drawn from the dataset; a strided chain uses the exact "
-                   "skip-step posterior, so a step costs the same whatever the stride. *Extrapolated* chains are "
-                   "s/step x steps from a shorter measured chain.\n")
+        out.append("\n### Sampling (DiGress and DeFoG, untrained weights — speed only)\n")
+        out.append("One batch holding all graphs, node counts drawn from the dataset, the same network for both "
+                   "families. DiGress: a strided chain uses the exact skip-step posterior, so a step costs the same "
+                   "whatever the stride. DeFoG: one CTMC Euler step (rate matrices with the exact expectation over "
+                   "x_1, eta 50, omega 0.05); its number of steps is free. *Extrapolated* chains are s/step x steps "
+                   "from a shorter measured chain.\n")
         rows = []
         for r in sa:
+            family = r.get("family", "discrete")
             for c in r["chains"]:
-                rows.append([r["setup"], f"{r['num_graphs']} (n ≤ {r['max_nodes']})", f"{c['steps']} of T={r['T']}",
+                steps = f"{c['steps']} of T={r['T']}" if family == "discrete" else f"{c['steps']}"
+                rows.append([r["setup"], "DiGress" if family == "discrete" else "DeFoG",
+                             f"{r['num_graphs']} (n ≤ {r['max_nodes']})", steps,
                              c["s_per_step"], c["chain_s"], c["graphs_per_s"],
                              "measured" if c["measured"] else f"extrapolated from {r['measure_steps']} steps"])
-        out.append(_table(["config", "graphs", "steps", "s/step", "chain s", "graphs/s", "how"], rows))
+        out.append(_table(["config", "family", "graphs", "steps", "s/step", "chain s", "graphs/s", "how"], rows))
         for r in sa:
             chains = {c["steps"]: c for c in r["chains"]}
-            if r["T"] in chains and 50 in chains:
+            if r.get("family", "discrete") == "discrete" and r["T"] in chains and 50 in chains:
                 ratio = chains[r["T"]]["chain_s"] / chains[50]["chain_s"]
                 out.append(f"\n{r['setup']}: 50 strided steps vs the full {r['T']}-step chain: "
                            f"**{ratio:.1f}x** faster (the step count ratio is {r['T'] / 50:.0f}).")
+        for setup in dict.fromkeys(r["setup"] for r in sa):
+            per = {r.get("family", "discrete"): {c["steps"]: c["s_per_step"] for c in r["chains"]}
+                   for r in sa if r["setup"] == setup}
+            if "flow" in per and "discrete" in per and 50 in per["flow"] and 50 in per["discrete"]:
+                out.append(f"\n{setup}: a DeFoG step costs **{per['flow'][50] / per['discrete'][50]:.2f}x** a "
+                           "DiGress step (50-step chains, same network).")
 
     gd = results.get("gdss", {}).get("value")
     if gd:

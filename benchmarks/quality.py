@@ -110,6 +110,7 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: li
     t0 = time.perf_counter()
     trainer.fit(model, dm)
     train_s = time.perf_counter() - t0
+    trainer.save_checkpoint(out_dir / name / "last.ckpt")  # for `graphdiff sample / search` on the trained model
     rows = []
     for steps in sample_steps:
         t0 = time.perf_counter()

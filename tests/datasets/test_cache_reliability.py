@@ -221,12 +221,14 @@ BUILDER = textwrap.dedent("""
     from graphdiff.datasets.cache import build_or_load
     from graphdiff.datasets.dataset import BuiltDataset
     from graphdiff.storage import GraphList
-    root, counter, out = sys.argv[1:4]
+    root, counter, out, release = sys.argv[1:5]
 
     def builder(ctx):
         with open(counter, "a") as f:
             f.write(f"{os.getpid()}\\n")
-        time.sleep(2.0)
+        deadline = time.time() + 120
+        while not os.path.exists(release) and time.time() < deadline:
+            time.sleep(0.05)  # holds the lock until the test has seen the other process wait
         edge = (torch.tensor([[0], [1]]), torch.tensor([1]))
         graphs = GraphList.from_graphs([(torch.zeros(n), *edge) for n in (2, 3, 4)])
         return BuiltDataset(graphs, {"train": torch.tensor([0, 2]), "test": torch.tensor([1])}, "graph", ["node"],
@@ -239,19 +241,28 @@ BUILDER = textwrap.dedent("""
 
 @pytest.mark.skipif(not LINUX, reason="flock")
 def test_two_processes_build_one_cache_once(tmp_path):
-    counter = tmp_path / "calls.txt"
+    counter, release = tmp_path / "calls.txt", tmp_path / "release"
     outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
 
-    def start(out: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", BUILDER, str(tmp_path / "root"), str(counter), str(out)],
-                                cwd=REPO, stderr=subprocess.PIPE, text=True)
+    def start(i: int) -> subprocess.Popen:
+        with logs[i].open("w") as err:
+            return subprocess.Popen([sys.executable, "-c", BUILDER, str(tmp_path / "root"), str(counter),
+                                     str(outs[i]), str(release)], cwd=REPO, stderr=err, text=True)
 
-    first = start(outs[0])
-    deadline = time.time() + 60
-    while not counter.exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.05)  # until the first is building: the second must then wait for it
-    second = start(outs[1])
-    errors = [proc.communicate(timeout=120)[1] for proc in (first, second)]
+    def wait_for(done: Callable[[], bool], proc: subprocess.Popen) -> None:
+        deadline = time.time() + 120
+        while not done() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+
+    first = start(0)
+    wait_for(counter.exists, first)  # the first is building: the second must then wait for it
+    second = start(1)
+    wait_for(lambda: "waiting for another process" in logs[1].read_text(), second)
+    release.touch()
+    for proc in (first, second):
+        proc.wait(timeout=120)
+    errors = [log.read_text() for log in logs]
     assert first.returncode == second.returncode == 0, errors
     assert len(counter.read_text().split()) == 1
     assert "waiting for another process" in errors[1] and errors[1].count("\n") == 1

@@ -50,10 +50,9 @@ def test_grid_search_writes_one_row_per_setting(checkpoint, tmp_path):
     assert picture.read_bytes()[:8] == PNG
 
 
+@pytest.mark.parametrize("checkpoint", ["flow"], indirect=True)  # needs settings besides steps
 def test_componentwise_search_keeps_the_best_and_moves_on(checkpoint, tmp_path):
-    family, ckpt = checkpoint
-    if family != "flow":
-        pytest.skip("one searchable setting besides steps is needed")
+    _, ckpt = checkpoint
     out = tmp_path / "search.json"
     assert run("search", "--ckpt_path", ckpt, "-p", "steps=2,3", "-p", "eta=0,5", "-p", "omega=0,0.1",
                "--num_samples", "4", "--target", "clustering", "--output", out) == 0
@@ -67,12 +66,12 @@ def test_componentwise_search_keeps_the_best_and_moves_on(checkpoint, tmp_path):
         assert all(r["eta"] == best_eta for r in mine[3:]), mine
 
 
-@pytest.mark.parametrize(("param", "message"), [("temperature=1,2", "no such setting"), ("steps=a", "not a value"),
-                                                ("eta", "expected NAME=")])
+@pytest.mark.parametrize(("checkpoint", "param", "message"), [
+    ("flow", "temperature=1,2", "no such setting"), ("discrete", "temperature=1,2", "no such setting"),
+    ("discrete", "eta=0,5", "no such setting"), ("flow", "steps=a", "not a value"),
+    ("discrete", "steps=a", "not a value"), ("flow", "eta", "expected NAME=")], indirect=["checkpoint"])
 def test_bad_search_settings_are_one_line(checkpoint, tmp_path, capsys, param, message):
-    family, ckpt = checkpoint
-    if family != "flow" and param.startswith("eta"):
-        pytest.skip("flow setting")
+    _, ckpt = checkpoint
     assert run("search", "--ckpt_path", ckpt, "-p", param, "--output", tmp_path / "s.csv") == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and message in err

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 DOC = ROOT / "docs" / "performance.md"
 
-NAMES = ("peak", "equivalence", "training", "baseline", "flops", "sampling", "gdss", "metrics", "profile")
+NAMES = ("peak", "equivalence", "training", "baseline", "flops", "precision", "sampling", "gdss", "metrics",
+         "profile")
 
 
 def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -45,6 +46,7 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
             "baseline": [("training", {"setup": s, "batch_size": b, "impl": "baseline", **steps, **d})
                          for s, b in train],
             "flops": [("flops", {"setup": s, "batch_size": b, **d}) for s, b in train],
+            "precision": [("precision", {"setup": s, "batch_size": b, "rounds": 1, **d}) for s, b in train],
             "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "measure_steps": 2,
                                        "family": family, **d})
                          for setup, n, chains in (("planar", 2, [1000, 100, 50]), ("qm9", 32, [500, 100, 50]))
@@ -68,6 +70,7 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
         "flops": [("flops", {"setup": s, "batch_size": b, **d}) for s, b in train]
         + [("flops", {"setup": s, "batch_size": b, "impl": "baseline", **d})
            for s, b in (("planar", 16), ("qm9", 256))],
+        "precision": [("precision", {"setup": s, "batch_size": b, **d}) for s, b in (("planar", 16), ("qm9", 256))],
         "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "family": family,
                                    "run": chains if full_chains else chains[1:], **d})
                      for setup, n, chains in (("planar", 16, [1000, 100, 50]), ("qm9", 256, [500, 100, 50]))

@@ -84,17 +84,27 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def matmul_peak(device: str = "cpu", size: int = 2048, repeats: int = 3) -> dict[str, Any]:
-    """Best float32 matmul throughput of ``repeats`` ``size x size`` products (GFLOP/s)."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = _now(device)
-        a @ b
-        best = min(best, _now(device) - t0)
-    return {"size": size, "gflops": 2 * size**3 / best / 1e9, "threads": torch.get_num_threads()}
+def matmul_peak(device: str = "cpu", size: int = 2048, repeats: int = 10) -> dict[str, Any]:
+    """Best matmul throughput of ``repeats`` ``size x size`` products (GFLOP/s), float32 and bfloat16.
+
+    The product is written into one preallocated output: a fresh 16 MB result per product costs page faults
+    (the allocator returns large blocks to the system), which made the first version of this measure read a
+    third of the machine's float32 peak.
+    """
+    out: dict[str, Any] = {"size": size, "threads": torch.get_num_threads()}
+    for dtype in (torch.float32, torch.bfloat16):
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        c = torch.empty(size, size, device=device, dtype=dtype)
+        torch.matmul(a, b, out=c)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = _now(device)
+            torch.matmul(a, b, out=c)
+            best = min(best, _now(device) - t0)
+        key = "gflops" if dtype == torch.float32 else "gflops_bf16"
+        out[key] = 2 * size**3 / best / 1e9
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -172,6 +182,49 @@ def training(setup: str, batch_size: int, steps: int = 3, warmup: int = 1, impl:
         out["peak_mem_mb"] = rss.peak_mb()
         out["peak_mem_method"] = rss.method
     return out
+
+
+def precision(setup: str, batch_size: int, rounds: int = 4, warmup: int = 1, device: str = "cpu",
+              dropout: float = 0.1) -> dict[str, Any]:
+    """A whole training step in float32 and under bfloat16 autocast (Lightning's ``bf16-mixed``: forward and loss
+    autocast, backward and optimiser outside), alternating the two on one model and one batch, ``rounds`` times
+    each after ``warmup``: the speed ratio of one run, not of two runs at different moments of a drifting machine.
+    Also the loss of each on the same noisy batch (one forward, eval mode), to show what bfloat16 changes.
+    """
+    s = setups.digress_setup(setup)
+    model = _model(s, "graphdiff", dropout=dropout).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-12, amsgrad=True)
+    batch = setups.train_batch(s.dataset, batch_size, device)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+
+    def step(bf16: bool) -> float:
+        t0 = _now(device)
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+            features, loss_of = _loss_pieces(s, model, batch, device)
+            loss = loss_of(features())
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return _now(device) - t0
+
+    times: dict[str, list[float]] = {"float32": [], "bf16-mixed": []}
+    for i in range(warmup + rounds):
+        for name in times:
+            ms = 1000 * step(name == "bf16-mixed")
+            if i >= warmup:
+                times[name].append(ms)
+    model.eval()
+    generator = torch.Generator(device=device)
+    losses = {}
+    for name in times:
+        generator.manual_seed(0)
+        with torch.no_grad(), torch.autocast(kind, dtype=torch.bfloat16, enabled=name == "bf16-mixed"):
+            features, loss_of = _loss_pieces(s, model, batch, device, generator=generator)
+            losses[name] = float(loss_of(features()))
+    ms = {k: _median(v) for k, v in times.items()}
+    return {"setup": setup, "batch_size": batch_size, "rounds": rounds, "device": device, "dropout": dropout,
+            "threads": torch.get_num_threads(), "ms": ms, "ms_all": times, "speedup": ms["float32"] / ms["bf16-mixed"],
+            "loss": losses}
 
 
 def flops(setup: str, batch_size: int, impl: str = "graphdiff", device: str = "cpu") -> dict[str, Any]:
@@ -507,7 +560,7 @@ def saved_activations(setup: str, batch_size: int, top: int = 8) -> dict[str, An
 
 
 FUNCTIONS = {f.__name__: f for f in (matmul_peak, training, flops, equivalence, sampling, gdss, metrics_planar,
-                                      metrics_qm9, profile, saved_activations)}
+                                      metrics_qm9, profile, saved_activations, precision)}
 
 
 def main(argv: list[str]) -> None:

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
+import torch
 import yaml
 
 from benchmarks import report, setups
@@ -52,6 +55,17 @@ PUBLISHED_MODEL = {
 T_OF = {"qm9": 500}
 #: DeFoG's sampling settings of each dataset (configs/flow/<dataset>.yaml), the steps set per run.
 FLOW_SAMPLER = {"qm9": {"time_distortion": "polydec"}, "comm20": {}}
+#: DiGress-family recipes: the model, its optimiser settings and batch (None: ``BATCH_OF``), and the row label.
+RECIPES: dict[str, dict[str, Any]] = {
+    "small": {"model": SMALL_MODEL, "training": {"lr": 1e-3}, "batch_size": None,
+              "label": "small (4 layers, dx 64)"},
+    # DiGress's QM9 widths at 4 layers, a larger learning rate with warm-up: the README's 25-minute QM9 model.
+    "wide4": {"model": {"preset": "qm9", "n_layers": 4, "extra_features": "all", "dropout": 0.0},
+              "training": {"lr": 2e-3, "warmup_steps": 100}, "batch_size": 256,
+              "label": "wide4 (4 layers, dx 256, lr 2e-3)"},
+    "published": {"model": lambda dataset: PUBLISHED_MODEL.get(dataset, {"preset": "digress"}),
+                  "training": {"lr": 2e-4}, "batch_size": None, "label": "published"},
+}
 BATCH_OF = {"qm9": 512, "comm20": 32, "community_small": 32, "ego_small": 32}
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 #: Periodic/test evaluation settings of the shipped configs: the benchmark samples and evaluates by itself.
@@ -59,11 +73,11 @@ SDE_EVAL_ARGS = {"eval_every_n_epochs", "test_samples", "sample_batch_size"}
 MOLECULE_METRICS = ["validity", "relaxed_validity", "uniqueness", "novelty"]
 
 
-def build(name: str, published_sizes: bool = False, sample_steps: int | None = None) -> tuple[Any, Any, str]:
+def build(name: str, recipe: str = "small", sample_steps: int | None = None) -> tuple[Any, Any, str]:
     """The data module, the Lightning model and a label of its size for a quality row named ``name``.
 
     ``gdss_<dataset>`` takes GDSS's published training and sampler settings from ``configs/sde/<dataset>.yaml``;
-    other names train DiGress's discrete model, small (``SMALL_MODEL``) unless ``published_sizes``.
+    other names train DiGress's discrete model with a ``RECIPES`` entry (``flow_<dataset>``: DeFoG's, small).
     """
     from graphdiff.datasets.datamodule import GraphDataModule
 
@@ -84,46 +98,86 @@ def build(name: str, published_sizes: bool = False, sample_steps: int | None = N
         return dm, ScoreSDEModel(dataset_info=dm.dataset_info, **init), "GDSS published"
     from graphdiff.lit import DiscreteDiffusionModel
 
-    dm = GraphDataModule(dataset, batch_size=BATCH_OF.get(dataset, 32))
-    cfg = PUBLISHED_MODEL.get(dataset, {"preset": "digress"}) if published_sizes else SMALL_MODEL
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    r = RECIPES[recipe]
+    cfg = r["model"](dataset) if callable(r["model"]) else r["model"]
+    dm = GraphDataModule(dataset, batch_size=r.get("batch_size") or BATCH_OF.get(dataset, 32))
     model = DiscreteDiffusionModel(dataset_info=dm.dataset_info, T=T_OF.get(dataset, 500), model=dict(cfg),
-                                   lr=2e-4 if published_sizes else 1e-3, sample_steps=sample_steps)
-    return dm, model, "published" if published_sizes else "small (4 layers, dx 64)"
+                                   sample_steps=sample_steps, **r["training"])
+    return dm, model, r["label"]
+
+
+class MilestoneCheckpoints(pl.Callback):
+    """Save ``<directory>/<m>min.ckpt`` when training has run ``m`` minutes, for each of ``milestones`` (the averaged
+    weights, as every checkpoint with the EMA callback): one training run gives the quality-against-time curve.
+    A milestone the run does not reach is saved when training ends.
+
+    ``saved`` lists ``(minutes, path, seconds trained, optimiser steps, epochs)`` per checkpoint.
+    """
+
+    def __init__(self, milestones: list[float], directory: Path) -> None:
+        self.pending = sorted(set(milestones))
+        self.directory = directory
+        self.saved: list[tuple[float, Path, float, int, int]] = []
+        self.start = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        elapsed = time.perf_counter() - self.start
+        while self.pending and elapsed >= 60 * self.pending[0]:
+            self._save(trainer, self.pending.pop(0), elapsed)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        elapsed = time.perf_counter() - self.start
+        while self.pending:
+            self._save(trainer, self.pending.pop(0), elapsed)
+
+    def _save(self, trainer: pl.Trainer, minutes: float, elapsed: float) -> None:
+        path = self.directory / f"{minutes:g}min.ckpt"
+        trainer.save_checkpoint(path, weights_only=True)
+        self.saved.append((minutes, path, elapsed, trainer.global_step, trainer.current_epoch))
 
 
 def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: list[int | None], out_dir: Path,
-                       published_sizes: bool, seed: int = 0) -> list[dict[str, Any]]:
-    """Train ``name`` for ``minutes``, then sample and evaluate with each number of ``sample_steps``: one row each."""
-    import pytorch_lightning as pl
-
+                       recipe: str = "small", milestones: list[float] | None = None, seed: int = 0,
+                       precision: str = "32-true") -> list[dict[str, Any]]:
+    """Train ``name`` for ``minutes`` (the weights saved at each of ``milestones`` minutes, default the end), then
+    sample and evaluate each saved model with each number of ``sample_steps``: one row each."""
     from graphdiff.callbacks import EMA
     from graphdiff.evaluation import evaluate_generated
 
     pl.seed_everything(seed, workers=True)
-    dm, model, size = build(name, published_sizes)
+    dm, model, size = build(name, recipe)
+    if precision != "32-true":
+        size += f", {precision}"
+    saver = MilestoneCheckpoints([m for m in (milestones or []) if m < minutes] + [minutes], out_dir / name)
     trainer = pl.Trainer(
         max_time={"minutes": minutes}, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0,
-        default_root_dir=str(out_dir / name), callbacks=[EMA(decay=0.999)],
+        limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0, precision=precision,
+        default_root_dir=str(out_dir / name), callbacks=[EMA(decay=0.999), saver],
     )
-    t0 = time.perf_counter()
     trainer.fit(model, dm)
-    train_s = time.perf_counter() - t0
     trainer.save_checkpoint(out_dir / name / "last.ckpt")  # for `graphdiff sample / search` on the trained model
     rows = []
-    for steps in sample_steps:
-        t0 = time.perf_counter()
-        graphs = model.generate(samples, steps=steps, seed=seed)
-        sample_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
-                                     metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
-        eval_s = time.perf_counter() - t0
-        rows.append({"name": name, "model": size, "minutes": minutes, "train_s": train_s,
-                     "steps": trainer.global_step, "epochs": trainer.current_epoch, "samples": len(graphs),
-                     "sample_steps": steps, "sample_s": sample_s, "eval_s": eval_s,
-                     "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}})
+    for budget, path, train_s, global_step, epochs in saver.saved:
+        model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu")["state_dict"])
+        model.eval()
+        for steps in sample_steps:
+            t0 = time.perf_counter()
+            graphs = model.generate(samples, steps=steps, seed=seed)
+            sample_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
+                                         metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
+            eval_s = time.perf_counter() - t0
+            rows.append({"name": name, "model": size, "minutes": budget, "train_s": train_s,
+                         "steps": global_step, "epochs": epochs, "samples": len(graphs),
+                         "sample_steps": steps, "sample_s": sample_s, "eval_s": eval_s,
+                         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}})
     return rows
 
 
@@ -163,8 +217,79 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The metric each dataset's curve shows (lower is better for MMDs).
+CURVE_METRIC = {"qm9": "validity", "comm20": "degree", "community_small": "degree", "ego_small": "degree",
+                "planar": "vun"}
+CURVES = Path(__file__).resolve().parent.parent / "docs" / "images" / "quality_curves.png"
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
+    """Quality against training minutes, one line per (name, model, sampling steps) with two or more budgets, one
+    panel per dataset; written to ``path`` (PNG, atomically). Returns the datasets plotted (none: no file)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines: dict[tuple[str, str, Any], list[tuple[float, float]]] = {}
+    for r in rows:
+        dataset = r["name"].removeprefix("gdss_").removeprefix("flow_")
+        metric = CURVE_METRIC.get(dataset)
+        if "error" in r or metric not in r.get("metrics", {}):
+            continue
+        lines.setdefault((r["name"], r["model"], r.get("sample_steps")), []).append(
+            (float(r["minutes"]), r["metrics"][metric]))
+    lines = {k: sorted(v) for k, v in lines.items() if len(v) >= 2}
+    datasets = sorted({k[0].removeprefix("gdss_").removeprefix("flow_") for k in lines})
+    if not datasets:
+        return []
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        metric = CURVE_METRIC[dataset]
+        for (name, model, steps), points in lines.items():
+            if name.removeprefix("gdss_").removeprefix("flow_") == dataset:
+                xs, ys = zip(*points)
+                ax.plot(xs, [100 * y if metric == "validity" else y for y in ys], marker="o",
+                        label=f"{name}: {model}, {steps or 'T'} steps")
+        ax.set(xlabel="training minutes", ylabel=f"{metric} (%)" if metric == "validity" else f"{metric} MMD²",
+               title=dataset)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+    return datasets
+
+
 def _run(row: dict[str, Any]) -> str:
     return str(row.get("date", "?"))
+
+
+#: Options that say where results go, not what is measured: left out of the command shown with each row.
+_WHERE_OPTIONS = ("--results", "--doc", "--output-dir", "--curves")
+
+
+def rerun_command(args: list[str]) -> str:
+    """The command that reproduces a row: ``args`` without the output locations, with the thread setting."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in _WHERE_OPTIONS:
+            skip = True
+            continue
+        if not arg.startswith(tuple(f"{o}=" for o in _WHERE_OPTIONS)):
+            kept.append(arg)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return (f"OMP_NUM_THREADS={threads} " if threads else "") + " ".join(["python -m benchmarks.quality", *kept])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,17 +302,25 @@ def main(argv: list[str] | None = None) -> int:
                         "the test-split size for graphs)")
     parser.add_argument("--sample-steps", type=int, nargs="+", default=[None],
                         help="reverse steps, one row each (default: the model's, T for DiGress)")
-    parser.add_argument("--published-sizes", action="store_true", help="DiGress's model sizes instead of small")
+    parser.add_argument("--recipe", default="small", choices=sorted(RECIPES),
+                        help="DiGress-family model and optimiser settings (see RECIPES)")
+    parser.add_argument("--published-sizes", action="store_true", help="same as --recipe published")
+    parser.add_argument("--milestones", type=float, nargs="+", default=[],
+                        help="also evaluate the weights after these many minutes of the run (a quality curve)")
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
+                        help="Lightning training precision")
     parser.add_argument("--output-dir", default="outputs/quality")
     parser.add_argument("--doc", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
+    parser.add_argument("--curves", default=str(CURVES), help="PNG of quality against training minutes")
     parser.add_argument("--results", default=str(RESULTS),
                         help="JSON file the rows are merged into (separate files let two runs go in parallel)")
     args = parser.parse_args(argv)
     setups.ensure_data_env()
     names = list(args.datasets) + (["gdss_qm9"] if args.gdss else [])
-    command = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = rerun_command(argv if argv is not None else sys.argv[1:])
     m = report.machine_info("cpu")
-    machine = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}"
+    threads = torch.get_num_threads()
+    machine = f"{m['cpu']}, {m['cores']} cores, {threads} thread{'s' * (threads > 1)}, torch {m['torch']}"
     rows = []
     for name in names:
         dataset = name.removeprefix("gdss_").removeprefix("flow_")
@@ -195,11 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] training {args.minutes} min, then {samples} samples", flush=True)
         try:
             new = train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
-                                     args.published_sizes)
+                                     "published" if args.published_sizes else args.recipe, args.milestones,
+                                     precision=args.precision)
         except Exception as exc:  # noqa: BLE001 — report and go on with the other datasets
             new = [{"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
         for row in new:
-            row.update(command=command.strip(), machine=machine, date=report.machine_info("cpu")["date"])
+            row.update(command=command, machine=machine, date=report.machine_info("cpu")["date"])
             print(json.dumps(row), flush=True)
         rows.extend(new)
         # Saved after every dataset: a long run cut short keeps what it measured.
@@ -208,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         merged = merge_rows(previous, new)
         report.atomic_write_text(results, json.dumps(merged, indent=1))
         report.update_document(Path(args.doc), report.QUALITY_START, report.QUALITY_END, render(merged))
-    print(f"wrote {args.doc} and {args.results}")
+        plot_curves(merged, Path(args.curves))
+    print(f"wrote {args.doc}, {args.results} and {args.curves}")
     return 0 if all("error" not in r for r in rows) else 1
 
 

@@ -209,7 +209,9 @@ def render(results: dict[str, Any]) -> str:
                    "only: mm, addmm, bmm, baddbmm, convolutions; not elementwise ops, softmax, eigh). Achieved = "
                    "FLOPs / (forward + backward time of the training table at the same batch); peak = best "
                    f"{_f(peak['size'] if peak else None)}² float32 matmul on this machine"
-                   + (f" = **{_f(peak['gflops'])} GFLOP/s**" if peak else "") + ".\n")
+                   + (f" = **{_f(peak['gflops'])} GFLOP/s**" if peak else "")
+                   + (f" (bfloat16: {_f(peak['gflops_bf16'])} GFLOP/s)" if peak and "gflops_bf16" in peak else "")
+                   + ".\n")
         rows = []
         by_tr = {(r["setup"], r["batch_size"], r["impl"]): r for r in (tr or [])}
         for f in fl:
@@ -222,6 +224,18 @@ def render(results: dict[str, Any]) -> str:
                          achieved, frac])
         out.append(_table(["config", "impl", "batch", "GFLOP/step", "GFLOP/graph", "achieved GFLOP/s",
                            "of matmul peak"], rows))
+
+    pc = results.get("precision", {}).get("value")
+    if pc:
+        out.append("\n### bfloat16 autocast (`--trainer.precision bf16-mixed`)\n")
+        out.append("A whole training step (noise, features, forward, loss, backward, AdamW) in float32 and under "
+                   "bfloat16 autocast, alternating on one model and batch (medians; ratio within one run). Loss: "
+                   "the same noisy batch through the same weights in each precision.\n")
+        out.append(_table(["config", "batch", "threads", "float32 ms", "bf16-mixed ms", "speed-up",
+                           "loss float32", "loss bf16"],
+                          [[r["setup"], str(r["batch_size"]), str(r["threads"]), r["ms"]["float32"],
+                            r["ms"]["bf16-mixed"], f"{r['speedup']:.2f}x", r["loss"]["float32"],
+                            r["loss"]["bf16-mixed"]] for r in pc]))
 
     sa = results.get("sampling", {}).get("value")
     if sa:

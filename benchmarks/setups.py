@@ -2,13 +2,14 @@
 
 * ``planar`` — DiGress ``configs/experiment/planar.yaml``: 64 nodes, 10 layers, hidden_mlp_dims
   ``{X: 128, E: 64, y: 128}``, hidden_dims ``{dx: 256, de: 64, dy: 64, n_head: 8, dim_ffX: 256, dim_ffE: 64,
-  dim_ffy: 256}``, extra features ``all``, T = 1000, cosine schedule, marginal transitions.
+  dim_ffy: 2048}``, extra features ``all``, T = 1000, cosine schedule, marginal transitions.
 * ``qm9`` — DiGress ``configs/experiment/qm9_no_h.yaml`` on graphdiff's heavy-atom QM9 (9 nodes, 8 charged atom
   types): 9 layers, hidden_mlp_dims ``{X: 256, E: 128, y: 128}``, hidden_dims ``{dx: 256, de: 64, dy: 64,
-  n_head: 8, dim_ffX: 256, dim_ffE: 128, dim_ffy: 128}``, extra features ``all`` + molecular, T = 500.
+  n_head: 8, dim_ffX: 256, dim_ffE: 128, dim_ffy: 2048}``, extra features ``all`` + molecular, T = 500.
 
-``dim_ffy`` is the configs' value; the reference code never passed it on and ran 2048 (graphdiff's presets
-reproduce that). The y stream is ``[B, 64]``, so this changes nothing measurable.
+``dim_ffy`` is 2048 as in graphdiff's presets and shipped configs, what users run: DiGress's configs say 256 / 128,
+but its code never passed the value on and ran 2048. Training batches are random draws from the training split
+(``train_batch``), not its first graphs: QM9's first molecules are its smallest.
 
 GDSS (``configs/sde/*.yaml``, GDSS's ``config/*.yaml``): ``gdss_qm9`` (ScoreNetworkX depth 2, nhid 16;
 ScoreNetworkA nhid 16, 3 layers, 3 linears, c 2/8/4, adim 16, 4 heads; VE/VE σ 0.1..1; batch 1024; reverse
@@ -33,7 +34,7 @@ DIGRESS_SETUPS: dict[str, dict[str, Any]] = {
             "n_layers": 10,
             "hidden_mlp_dims": {"X": 128, "E": 64, "y": 128},
             "hidden_dims": {"dx": 256, "de": 64, "dy": 64, "n_head": 8, "dim_ffX": 256, "dim_ffE": 64,
-                            "dim_ffy": 256},
+                            "dim_ffy": 2048},
             "extra_features": "all",
         },
     },
@@ -45,7 +46,7 @@ DIGRESS_SETUPS: dict[str, dict[str, Any]] = {
             "n_layers": 9,
             "hidden_mlp_dims": {"X": 256, "E": 128, "y": 128},
             "hidden_dims": {"dx": 256, "de": 64, "dy": 64, "n_head": 8, "dim_ffX": 256, "dim_ffE": 128,
-                            "dim_ffy": 128},
+                            "dim_ffy": 2048},
             "extra_features": "all",
         },
     },
@@ -94,9 +95,11 @@ def load(name: str):
 
 
 def train_batch(dataset, batch_size: int, device: str = "cpu", offset: int = 0):
-    """``batch_size`` training graphs as a :class:`DenseGraph` (cycling through the split if it is smaller)."""
+    """``batch_size`` training graphs drawn at random (seed ``offset``) as a :class:`DenseGraph`, as a shuffled
+    loader gives them (the split repeated if it is smaller than the batch)."""
     graphs = dataset.split("train")
-    idx = [(offset + i) % len(graphs) for i in range(batch_size)]
+    order = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(offset))
+    idx = order.repeat(-(-batch_size // len(graphs)))[:batch_size].tolist()
     info = dataset.info
     return graphs.to_dense(idx, info.num_node_types, info.num_edge_types).to(device)
 

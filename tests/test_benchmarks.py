@@ -104,3 +104,47 @@ def test_quality_gdss_rows_train_with_the_shipped_published_config(data_root):
     assert model.hparams.sampler == init["sampler"] and model.hparams.lr == init["lr"]
     assert model.hparams.sde_adj == init["sde_adj"] and model.hparams.optimizer == init["optimizer"]
     assert model.process.sde_adj.N == init["sde_adj"]["num_scales"]
+
+
+def test_milestone_checkpoints_save_once_per_milestone_and_the_rest_at_the_end(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import quality
+
+    clock = [100.0]
+    monkeypatch.setattr(quality.time, "perf_counter", lambda: clock[0])
+    saved = []
+    trainer = SimpleNamespace(global_step=0, current_epoch=0,
+                              save_checkpoint=lambda path, weights_only: saved.append((path.name, weights_only)))
+    callback = quality.MilestoneCheckpoints([10, 1, 2.5, 1], tmp_path)
+    callback.on_train_start(trainer, None)
+    for seconds, step in ((30, 1), (61, 2), (200, 3), (400, 4)):  # 200 s passes 2.5 min only once
+        clock[0], trainer.global_step = 100.0 + seconds, step
+        callback.on_train_batch_end(trainer, None, None, None, 0)
+    clock[0] = 100.0 + 450
+    callback.on_train_end(trainer, None)  # the run ended before 10 minutes
+    assert saved == [("1min.ckpt", True), ("2.5min.ckpt", True), ("10min.ckpt", True)]
+    assert [(m, s, step) for m, _, s, step, _ in callback.saved] == [(1, 61, 2), (2.5, 200, 3), (10, 450, 4)]
+
+
+def test_rerun_command_leaves_out_where_results_go(monkeypatch):
+    from benchmarks import quality
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    args = ["--minutes", "30", "--results", "/tmp/a.json", "--datasets", "qm9", "--doc=/tmp/d.md", "--output-dir", "o"]
+    assert quality.rerun_command(args) == "OMP_NUM_THREADS=1 python -m benchmarks.quality --minutes 30 --datasets qm9"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert quality.rerun_command(["--minutes", "1"]) == "python -m benchmarks.quality --minutes 1"
+
+
+def test_quality_curves_plot_rows_with_several_budgets(tmp_path):
+    from benchmarks import quality
+
+    def row(name: str, minutes: float, value: float) -> dict:
+        return {"name": name, "model": "wide4", "minutes": minutes, "sample_steps": 100,
+                "metrics": {"validity": value}}
+
+    path = tmp_path / "curves.png"
+    assert quality.plot_curves([row("qm9", 30, 0.9)], path) == [] and not path.exists()  # one budget: no curve
+    assert quality.plot_curves([row("qm9", 10, 0.8), row("qm9", 30, 0.9), row("flow_qm9", 10, 0.7)], path) == ["qm9"]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

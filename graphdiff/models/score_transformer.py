@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from graphdiff.errors import ConfigError
+from graphdiff.models.features import RandomWalkFeatures
 from graphdiff.models.transformer import GraphTransformerDenoiser
 from graphdiff.types import DenseGraph, mask_adj, mask_nodes
 
@@ -16,18 +18,42 @@ class TransformerScoreNetwork(nn.Module):
     state ``x [B, n, F]`` and ``graph.E`` the adjacency ``[B, n, n, 1]``.
 
     ``x`` is the transformer's ``X`` and ``adj`` its one-channel ``E``; the outputs are read from the same
-    positions, ``out_adj`` symmetrised with an empty diagonal, both masked. No extra features (they assume
-    discrete graphs).
+    positions, ``out_adj`` symmetrised with an empty diagonal, both masked.
+
+    Extra features: ``"none"`` or ``"rrwp"`` (DeFoG's random-walk features, :class:`RandomWalkFeatures`). The noisy
+    adjacency is continuous and signed, so the walk runs on ``clamp(adj, 0, 1)`` as edge weights: the graph the
+    sampler's final rounding would keep at ``t -> 0``, and a weighted walk in between. The features are appended to
+    ``x`` and ``adj``; the discrete families' other modes count cycles of a discrete graph and are not offered.
+
+    Args:
+        num_features: width of the node state ``F``.
+        max_nodes: the dataset's largest graph.
+        extra_features: ``"none"`` (default) or ``"rrwp"``.
+        rrwp_steps: ``K`` of the ``rrwp`` features.
+        **config: other :class:`GraphTransformerDenoiser` arguments (``preset``, ``n_layers``, ...).
     """
 
-    def __init__(self, num_features: int, max_nodes: int, **config: Any) -> None:
+    def __init__(self, num_features: int, max_nodes: int, extra_features: str = "none", rrwp_steps: int = 12,
+                 **config: Any) -> None:
         super().__init__()
-        self.net = GraphTransformerDenoiser((num_features, 1, 0), (num_features, 1, 0), extra_features="none",
-                                            max_nodes=max_nodes, **config)
+        if extra_features not in ("none", "rrwp"):
+            raise ConfigError(f"extra_features of the score transformer must be 'none' or 'rrwp', got "
+                              f"{extra_features!r} (the other modes need a discrete graph)")
+        self.random_walk = RandomWalkFeatures(rrwp_steps) if extra_features == "rrwp" else None
+        k = rrwp_steps if self.random_walk is not None else 0
+        self.net = GraphTransformerDenoiser((num_features + k, 1 + k, 0), (num_features, 1, 0),
+                                            extra_features="none", max_nodes=max_nodes, **config)
 
     def forward(self, graph: DenseGraph, t: Tensor) -> DenseGraph:
+        """``graph.X [B, n, F]``, ``graph.E [B, n, n, 1]``, ``t [B]`` -> the scores, same shapes."""
         mask = graph.node_mask
-        out = self.net(DenseGraph(graph.X, graph.E, graph.X.new_zeros(graph.X.shape[0], 0), mask), t)
+        X, E = graph.X, graph.E
+        if self.random_walk is not None:
+            weights = mask_adj(E.squeeze(-1).clamp(0, 1), mask)
+            weights = weights - torch.diag_embed(torch.diagonal(weights, dim1=-2, dim2=-1))  # no self-loops
+            node, edge = self.random_walk(weights, mask)
+            X, E = torch.cat((X, node.to(X.dtype)), -1), torch.cat((E, edge.to(E.dtype)), -1)
+        out = self.net(DenseGraph(X, E, X.new_zeros(X.shape[0], 0), mask), t)
         out_adj = out.E.squeeze(-1)
         out_adj = (out_adj + out_adj.transpose(-1, -2)) / 2
         out_adj = out_adj * (1 - torch.eye(out_adj.shape[-1], dtype=out_adj.dtype, device=out_adj.device))

@@ -15,9 +15,10 @@ from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
 from graphdiff.lightning_cli import run_lightning
 from graphdiff.lit import ScoreSDEModel
+from graphdiff.models.score_transformer import TransformerScoreNetwork
 from graphdiff.sde.correction import correct_valency
 from graphdiff.storage import GraphList
-from graphdiff.types import one_hot_graph
+from graphdiff.types import DenseGraph, mask_adj, mask_nodes, one_hot_graph
 from tests.conftest import REPO, data_file
 
 CONFIGS = sorted((REPO / "configs" / "sde").glob("*.yaml"))
@@ -72,16 +73,20 @@ def test_config_with_an_unknown_key_is_rejected(tmp_path: Path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------- gradients
-@pytest.mark.parametrize("network", ["gdss", "transformer"])
+TINY_TRANSFORMER = {"n_layers": 2, "hidden_mlp_dims": {"X": 8, "E": 8, "y": 8}, "dropout": 0.0,
+                    "hidden_dims": {"dx": 8, "de": 8, "dy": 8, "n_head": 2, "dim_ffX": 8, "dim_ffE": 8, "dim_ffy": 8}}
+
+
+@pytest.mark.parametrize("network", ["gdss", "transformer", "transformer+rrwp"])
 def test_every_parameter_gets_a_gradient(network: str):
     info = graph_info()
     model_cfg = ({"depth": 2, "nhid": 8, "adim": 8, "num_layers": 3, "num_linears": 2, "num_heads": 2}
-                 if network == "gdss" else
-                 {"n_layers": 2, "hidden_mlp_dims": {"X": 8, "E": 8, "y": 8},
-                  "hidden_dims": {"dx": 8, "de": 8, "dy": 8, "n_head": 2, "dim_ffX": 8, "dim_ffE": 8, "dim_ffy": 8},
-                  "dropout": 0.0})
+                 if network == "gdss" else dict(TINY_TRANSFORMER))
+    if network.endswith("rrwp"):
+        model_cfg.update(extra_features="rrwp", rrwp_steps=4)
     torch.manual_seed(0)
-    model = ScoreSDEModel(info.to_dict(), node_features="degree", max_feat_num=6, network=network, model=model_cfg)
+    model = ScoreSDEModel(info.to_dict(), node_features="degree", max_feat_num=6, network=network.split("+")[0],
+                          model=model_cfg)
     nodes = torch.zeros(4, 6, dtype=torch.long)
     edges = torch.zeros(4, 6, 6, dtype=torch.long)
     for b in range(4):
@@ -143,6 +148,33 @@ def test_transformer_network_generates():
                                                  "dim_ffE": 8, "dim_ffy": 8}})
     graphs = model.generate(3, steps=3, seed=0)
     assert len(graphs) == 3
+
+
+def test_rrwp_score_network_is_equivariant_and_walks_on_the_clamped_adjacency():
+    torch.manual_seed(0)
+    net = TransformerScoreNetwork(3, 6, extra_features="rrwp", rrwp_steps=3, **TINY_TRANSFORMER).eval()
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    noise = torch.randn(2, 6, 6)
+    adj = mask_adj((noise + noise.transpose(1, 2)) * (1 - torch.eye(6)), mask)
+    x = mask_nodes(torch.randn(2, 6, 3), mask)
+    t = torch.tensor([0.3, 0.8])
+    out = net(DenseGraph(x, adj.unsqueeze(-1), torch.zeros(2, 0), mask), t)
+    perm = torch.randperm(6)
+    mask_p = mask[:, perm]
+    out_p = net(DenseGraph(x[:, perm], adj[:, perm][:, :, perm].unsqueeze(-1), torch.zeros(2, 0), mask_p), t)
+    assert torch.allclose(out_p.X, out.X[:, perm], atol=1e-5)
+    assert torch.allclose(out_p.E, out.E[:, perm][:, :, perm], atol=1e-5)
+    # the features: P = D^-1 clamp(A, 0, 1) by hand, return probability after two steps on the diagonal
+    seen = {}
+    net.net.register_forward_pre_hook(lambda module, args: seen.update(x=args[0].X))
+    net(DenseGraph(x, adj.unsqueeze(-1), torch.zeros(2, 0), mask), t)
+    w = adj[0].clamp(0, 1)
+    P = w / w.sum(-1, keepdim=True)
+    assert torch.allclose(seen["x"][0, :, 3:], torch.stack([torch.ones(6), torch.zeros(6), torch.diag(P @ P)], -1),
+                          atol=1e-5)
+    with pytest.raises(ConfigError, match="'none' or 'rrwp'"):
+        TransformerScoreNetwork(3, 6, extra_features="cycles")
 
 
 def test_valency_correction_lowers_the_highest_bond_of_overfull_atoms():

@@ -11,15 +11,19 @@ import re
 import socket
 import tempfile
 import time
+import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import torch
 
 from graphdiff.errors import DataError
+from graphdiff.log import get_logger
+
+T = TypeVar("T")
 
 #: Temporary files whose name carries no writer (written before graphdiff recorded one) are stale once
 #: untouched for this long.
@@ -42,6 +46,28 @@ def current_umask() -> int:
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
+
+
+#: Environment variable naming graphdiff's data root (processed datasets, reference statistics).
+ROOT_ENV = "GRAPHDIFF_ROOT"
+
+
+def default_root() -> Path:
+    """The data root: ``$GRAPHDIFF_ROOT`` if set, else ``./data``."""
+    return Path(os.environ.get(ROOT_ENV, "data"))
+
+
+def read_cache_file(path: Path | None, read: Callable[[Path], T]) -> T | None:
+    """``read(path)`` for a cache file, or ``None`` when there is no file or it is damaged (then a one-line
+    warning: the caller recomputes the value and writes the file again)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return read(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        get_logger(__name__).warning("%s: damaged cache file (%s: %s); recomputing", path, type(exc).__name__,
+                                     str(exc).splitlines()[0] if str(exc) else "")
+        return None
 
 
 def new_file_mode() -> int:

@@ -31,20 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from graphdiff.errors import DataError
-from graphdiff.io import file_sha256, new_file_mode
+from graphdiff.io import default_root, file_sha256, new_file_mode
 from graphdiff.log import progress
 
 DATA_DIR_ENV = "GRAPHDIFF_DATA_DIR"
-ROOT_ENV = "GRAPHDIFF_ROOT"
 #: The commit of the GDSS repository (Jo et al. 2022) whose ``data/`` files graphdiff downloads and pins.
 GDSS_COMMIT = "24cc490e0c5b39cbd265fda33ab2bc8b528d4454"
 GDSS_DATA_URL = f"https://raw.githubusercontent.com/harryjo97/GDSS/{GDSS_COMMIT}/data/"
 _MIB = 1 << 20
-
-
-def default_root() -> Path:
-    """The dataset root: ``$GRAPHDIFF_ROOT`` if set, else ``./data``."""
-    return Path(os.environ.get(ROOT_ENV, "data"))
 
 
 @dataclass(frozen=True)

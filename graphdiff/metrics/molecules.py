@@ -25,20 +25,29 @@ the training SMILES are reduced the same way so that novelty compares like with 
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
-from rdkit import Chem, RDLogger
+from rdkit import Chem, RDLogger, rdBase
 
 from graphdiff.errors import ConfigError
+from graphdiff.io import atomic_write, default_root, read_cache_file
 from graphdiff.log import get_logger, progress
 from graphdiff.metrics.graph_stats import parallel_map, single_threaded_blas
+
+if TYPE_CHECKING:
+    from graphdiff.metrics.moses_metrics import ReferenceStatistics
 
 __all__ = [
     "ALLOWED_BONDS",
@@ -345,11 +354,80 @@ def _canonical_quietly(smiles: str) -> str | None:
     return _canonical_from_smiles(smiles)
 
 
+#: Reference-derived values kept in memory across evaluators, newest last (a few reference sets at most).
+_SHARED: OrderedDict[str, Any] = OrderedDict()
+_SHARED_MAX = 8
+#: Folder under the dataset root (``$GRAPHDIFF_ROOT``, where the processed datasets are cached) that holds the
+#: statistics of reference and training SMILES sets, one sub-folder per set.
+REFERENCE_CACHE = "reference_stats"
+#: With ``persist=None`` only sets of at least this many SMILES are stored: smaller ones take seconds to redo.
+PERSIST_MIN_SMILES = 10_000
+#: Reference SMILES parsed at a time when computing reference statistics (bounds the molecules held at once).
+REFERENCE_CHUNK = 5000
+
+
+def _shared(key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per key in this process (least recently used entries are dropped beyond a few)."""
+    if key in _SHARED:
+        _SHARED.move_to_end(key)
+    else:
+        _SHARED[key] = compute()
+        while len(_SHARED) > _SHARED_MAX:
+            _SHARED.popitem(last=False)
+    return _SHARED[key]
+
+
+def smiles_set_key(smiles: Sequence[str]) -> str:
+    """Content key of a SMILES list (order included) and of the RDKit / ``fcd`` versions its statistics depend on."""
+    digest = hashlib.sha256(f"rdkit {rdBase.rdkitVersion}; fcd {_version('fcd')}\n".encode())
+    digest.update("\n".join(smiles).encode())
+    return digest.hexdigest()[:32]
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _read_or_compute_set(path: Path | None, compute: Callable[[], set[str]]) -> set[str]:
+    """A set of strings from ``path`` (a JSON list), else computed and, with ``path``, written there."""
+    cached = read_cache_file(path, lambda p: set(json.loads(p.read_text())))
+    if cached is not None:
+        return cached
+    values = compute()
+    if path is not None:
+        with atomic_write(path) as handle:
+            json.dump(sorted(values), handle)
+    return values
+
+
+def _read_or_compute_fcd(path: Path | None, compute: Callable[[], tuple[np.ndarray, np.ndarray]]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """ChemNet ``(mean, covariance)`` from ``path`` (``.npz``), else computed and, with ``path``, written there."""
+    def read(p: Path) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(p, allow_pickle=False) as data:
+            return data["mu"], data["sigma"]
+
+    cached = read_cache_file(path, read)
+    if cached is not None:
+        return cached
+    mu, sigma = compute()
+    if path is not None:
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, mu=mu, sigma=sigma)
+    return mu, sigma
+
+
 class MoleculeEvaluator:
     """Evaluate generated molecules against fixed training and reference (test) SMILES.
 
     What depends only on the training / test sets (canonical training SMILES, ChemNet statistics, NSPDK
-    features, fingerprints, fragment and scaffold counts, property values) is computed once, on first use.
+    features, fingerprints, fragment and scaffold counts, property values) is computed once, on first use, and
+    shared by all evaluators of this process with the same SMILES lists. When persisted, all of it but the
+    NSPDK features is also stored under ``<dataset root>/reference_stats/<key>/`` (``$GRAPHDIFF_ROOT``, default
+    ``./data``; ``<key>`` is :func:`smiles_set_key`), so that later runs skip it.
 
     Args:
         train_smiles: training SMILES for novelty.
@@ -361,6 +439,8 @@ class MoleculeEvaluator:
         device: torch device for ChemNet.
         filters_dir: folder holding MOSES's ``mcf.csv`` and ``wehi_pains.csv`` (see
             :func:`graphdiff.metrics.moses_metrics.load_filters`).
+        persist: store the statistics of the training / test sets on disk; ``None``: for sets of at least
+            :data:`PERSIST_MIN_SMILES` SMILES.
     """
 
     def __init__(
@@ -372,6 +452,7 @@ class MoleculeEvaluator:
         unique_over: str = "valid",
         device: str | None = "cpu",
         filters_dir: str | None = None,
+        persist: bool | None = None,
     ) -> None:
         if unique_over not in ("valid", "relaxed"):
             raise ConfigError(f"unique_over must be 'valid' or 'relaxed', got {unique_over!r}")
@@ -390,9 +471,9 @@ class MoleculeEvaluator:
         self.unique_over = unique_over
         self.device = device
         self.filters_dir = filters_dir
+        self.persist = persist
         self._train_set: set[str] | None = None
-        self._test_mols: list[Chem.Mol] | None = None
-        self._cache: dict[str, Any] = {}
+        self._keys: dict[str, str] = {}
 
     def _metrics_for(self, samples: Sequence[Any]) -> list[str]:
         if self.requested is not None:
@@ -406,27 +487,61 @@ class MoleculeEvaluator:
             out += ["fcd", "nspdk", *_MOSES_KEYS]
         return out
 
+    def _key(self, split: str) -> str:
+        if split not in self._keys:
+            smiles = self.train_smiles if split == "train" else self.test_smiles
+            assert smiles is not None
+            self._keys[split] = smiles_set_key(smiles)
+        return self._keys[split]
+
+    def _cache_dir(self, split: str) -> Path | None:
+        """Folder for the on-disk statistics of the ``train`` or ``test`` SMILES, or ``None`` if not persisted."""
+        smiles = self.train_smiles if split == "train" else self.test_smiles
+        persist = len(smiles) >= PERSIST_MIN_SMILES if self.persist is None else self.persist
+        return default_root() / REFERENCE_CACHE / self._key(split) if persist else None
+
+    def _file(self, split: str, name: str) -> Path | None:
+        folder = self._cache_dir(split)
+        return folder / name if folder is not None else None
+
     def train_set(self) -> set[str]:
         """Canonical (non-stereo) training SMILES."""
         if self._train_set is None:
             assert self.train_smiles is not None
-            canon = parallel_map(_canonical_quietly, self.train_smiles, n_jobs=self.n_jobs, min_items_per_job=2000)
-            self._train_set = {s for s in canon if s is not None}
+
+            def compute() -> set[str]:
+                canon = parallel_map(_canonical_quietly, self.train_smiles, n_jobs=self.n_jobs,
+                                     min_items_per_job=2000)
+                return {s for s in canon if s is not None}
+
+            key = self._key("train")
+            self._train_set = _shared(f"train:{key}", lambda: _read_or_compute_set(
+                self._file("train", "canonical_smiles.json"), compute))
         return self._train_set
 
-    def test_mols(self) -> list[Chem.Mol]:
-        """Sanitised reference molecules (unparsable test SMILES are dropped)."""
-        if self._test_mols is None:
-            assert self.test_smiles is not None
-            _quiet_rdkit()
-            mols = [Chem.MolFromSmiles(s) for s in self.test_smiles]
-            self._test_mols = [m for m in mols if m is not None]
-        return self._test_mols
+    def test_mol_chunks(self) -> Iterator[list[Chem.Mol]]:
+        """Sanitised reference molecules, :data:`REFERENCE_CHUNK` SMILES at a time (unparsable ones dropped).
 
-    def _cached(self, key: str, compute: Any) -> Any:
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+        They are parsed again on each pass rather than kept: ~28 KiB per molecule, 5 GB for MOSES's test set.
+        """
+        assert self.test_smiles is not None
+        _quiet_rdkit()
+        for start in range(0, len(self.test_smiles), REFERENCE_CHUNK):
+            mols = [Chem.MolFromSmiles(s) for s in self.test_smiles[start : start + REFERENCE_CHUNK]]
+            yield [m for m in mols if m is not None]
+
+    def fcd_reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """ChemNet mean and covariance of the canonical test SMILES."""
+        return _shared(f"fcd:{self._key('test')}", lambda: _read_or_compute_fcd(
+            self._file("test", "fcd.npz"),
+            lambda: fcd_statistics([canonical_smiles(m) for c in self.test_mol_chunks() for m in c], self.device)))
+
+    def moses_reference(self) -> ReferenceStatistics:
+        """:class:`~graphdiff.metrics.moses_metrics.ReferenceStatistics` of the test molecules."""
+        from graphdiff.metrics.moses_metrics import ReferenceStatistics
+
+        return _shared(f"moses:{self._key('test')}",
+                       lambda: ReferenceStatistics(self.test_mol_chunks, self.n_jobs, self._cache_dir("test")))
 
     def __call__(self, generated: Sequence[Any]) -> dict[str, Any]:
         """Metrics of ``generated`` (RDKit mols, SMILES strings, or ``None`` for failed samples).
@@ -471,24 +586,20 @@ class MoleculeEvaluator:
         valid_mols = [p.valid for p in valid]
         valid_smiles = [p.smiles for p in valid]
         if "fcd" in wanted:
-            ref_stats = self._cached(
-                "fcd", lambda: fcd_statistics([canonical_smiles(m) for m in self.test_mols()], self.device)
-            )
-            out["fcd"] = fcd_score(valid_smiles, ref_stats, self.device) if len(valid_smiles) >= 2 else float("nan")
+            enough = len(valid_smiles) >= 2
+            out["fcd"] = fcd_score(valid_smiles, self.fcd_reference(), self.device) if enough else float("nan")
         if "nspdk" in wanted:
             log.info("NSPDK of %d molecules", len(valid_mols))
-            ref_features = self._cached(
-                "nspdk", lambda: nspdk_matrix([mol_to_nx(m) for m in self.test_mols()], n_jobs=self.n_jobs)
-            )
+            ref_features = _shared(f"nspdk:{self._key('test')}", lambda: nspdk_matrix(
+                [mol_to_nx(m) for chunk in self.test_mol_chunks() for m in chunk], n_jobs=self.n_jobs))
             graphs = [mol_to_nx(m) for m in valid_mols if m.GetNumAtoms() > 0]
             out["nspdk"] = nspdk_mmd(ref_features, graphs, n_jobs=self.n_jobs) if graphs else float("nan")
         moses_wanted = [k for k in _MOSES_KEYS if k in wanted]
         if moses_wanted:
             log.info("MOSES metrics (%s) of %d molecules", ", ".join(moses_wanted), len(valid_mols))
-            reference = self._cached("moses", lambda: moses_metrics.ReferenceStatistics(self.test_mols(), self.n_jobs))
             out.update(
                 moses_metrics.moses_metrics(
-                    valid_mols, reference, moses_wanted, filters_dir=self.filters_dir, n_jobs=self.n_jobs
+                    valid_mols, self.moses_reference(), moses_wanted, filters_dir=self.filters_dir, n_jobs=self.n_jobs
                 )
             )
         result: dict[str, Any] = {m: out[m] for m in metrics if m in out}

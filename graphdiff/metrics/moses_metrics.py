@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 from collections import Counter
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,18 @@ from scipy.spatial.distance import cosine
 from scipy.stats import wasserstein_distance
 
 from graphdiff.errors import DataError
+from graphdiff.io import atomic_write, read_cache_file
+from graphdiff.log import progress
 from graphdiff.metrics.graph_stats import parallel_map
 
 __all__ = [
+    "PAIR_BLOCK",
     "PROPERTIES",
     "MolecularFilters",
     "ReferenceStatistics",
     "cosine_similarity_counts",
     "fragment_counts",
+    "internal_diversities",
     "internal_diversity",
     "load_filters",
     "morgan_fingerprints",
@@ -54,7 +59,9 @@ __all__ = [
 ]
 
 ALLOWED_ATOMS = frozenset({"C", "N", "S", "O", "F", "Cl", "Br", "H"})
-_BLOCK = 4096  # reference rows per Tanimoto block
+_BLOCK = 4096  # columns per Tanimoto tile (IntDiv's block sums depend on it: kept for unchanged values)
+#: Most similarities held at once by SNN and IntDiv: ``2**22`` values, 32 MiB per float64 temporary.
+PAIR_BLOCK = 1 << 22
 
 
 # ----------------------------------------------------------------------------- filters
@@ -96,6 +103,10 @@ class MolecularFilters:
             return False
         smiles = Chem.MolToSmiles(mol, isomericSmiles=False)
         return bool(smiles) and Chem.MolFromSmiles(smiles) is not None
+
+
+def _passes_filters(mol: Chem.Mol, filters_dir: str | None) -> bool:
+    return load_filters(filters_dir).passes(mol)
 
 
 def _read_smarts(path: Path, has_header: bool) -> list[str]:
@@ -157,9 +168,28 @@ def morgan_fingerprints(mols: Sequence[Chem.Mol]) -> np.ndarray:
     """Morgan fingerprints (radius 2, 1024 bits) as a ``[n, 1024]`` uint8 matrix."""
     generator = _morgan_generator()
     out = np.zeros((len(mols), 1024), dtype=np.uint8)
-    for i, mol in enumerate(mols):
+    for i, mol in enumerate(progress(mols, desc="Morgan fingerprints", unit="mol")):
         out[i] = generator.GetFingerprintAsNumPy(mol)
     return out
+
+
+def _bit_counts(x: np.ndarray) -> np.ndarray:
+    """``[n]`` float64 number of set bits of each row of a ``[n, d]`` 0/1 matrix."""
+    return x.sum(1, dtype=np.float64)
+
+
+def _tanimoto_block(x32: np.ndarray, x_bits: np.ndarray, y32: np.ndarray, y_bits: np.ndarray) -> np.ndarray:
+    """``[n, m]`` Tanimoto similarities from float32 fingerprints ``[n, d]``, ``[m, d]`` and their bit counts.
+
+    The float32 product is exact (integer counts below 2**24) at half the cost of float64; the division is in
+    float64, so the similarities are bit for bit those of a float64 computation.
+    """
+    common = (x32 @ y32.T).astype(np.float64)
+    union = x_bits[:, None] + y_bits[None, :] - common
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = common / union
+    sim[union == 0] = 1.0
+    return sim
 
 
 def tanimoto_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -171,29 +201,73 @@ def tanimoto_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     Returns:
         ``[n, m]`` similarities; two empty fingerprints have similarity 1 (MOSES's convention).
     """
-    xf, yf = x.astype(np.float64), y.astype(np.float64)
-    common = xf @ yf.T
-    union = xf.sum(1)[:, None] + yf.sum(1)[None, :] - common
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sim = common / union
-    sim[union == 0] = 1.0
-    return sim
+    return _tanimoto_block(x.astype(np.float32), _bit_counts(x), y.astype(np.float32), _bit_counts(y))
 
 
-def similarity_to_nearest_neighbour(gen_fps: np.ndarray, ref_fps: np.ndarray) -> float:
-    """SNN: mean over generated molecules of the maximum Tanimoto similarity to the reference set."""
+def _row_chunk(n_cols: int) -> int:
+    return max(1, PAIR_BLOCK // max(1, n_cols))
+
+
+def similarity_to_nearest_neighbour(
+    gen_fps: np.ndarray, ref_fps: np.ndarray, block: int = _BLOCK, row_chunk: int | None = None
+) -> float:
+    """SNN: mean over generated molecules of the maximum Tanimoto similarity to the reference set.
+
+    Only the running maximum per generated molecule is kept: similarities are computed in
+    ``[row_chunk, block]`` tiles (at most :data:`PAIR_BLOCK` values), never as the ``[n_gen, n_ref]`` matrix.
+
+    Args:
+        gen_fps: ``[n_gen, d]`` 0/1 fingerprints; ref_fps: ``[n_ref, d]`` 0/1 fingerprints.
+        block: reference rows per tile.
+        row_chunk: generated rows per tile (default: ``PAIR_BLOCK // block``).
+    """
+    row_chunk = row_chunk or _row_chunk(block)
+    gen32, gen_bits = gen_fps.astype(np.float32), _bit_counts(gen_fps)
     best = np.zeros(len(gen_fps))
-    for start in range(0, len(ref_fps), _BLOCK):
-        best = np.maximum(best, tanimoto_matrix(gen_fps, ref_fps[start : start + _BLOCK]).max(1))
+    starts = range(0, len(ref_fps), block)
+    for start in progress(starts, desc=f"SNN ({len(gen_fps)} x {len(ref_fps)})", unit="block"):
+        ref = ref_fps[start : start + block]
+        ref32, ref_bits = ref.astype(np.float32), _bit_counts(ref)
+        for row in range(0, len(gen_fps), row_chunk):
+            rows = slice(row, row + row_chunk)
+            sim = _tanimoto_block(gen32[rows], gen_bits[rows], ref32, ref_bits)
+            np.maximum(best[rows], sim.max(1), out=best[rows])
     return float(best.mean())
+
+
+def internal_diversities(
+    fps: np.ndarray, ps: Sequence[int] = (1, 2), row_chunk: int | None = None
+) -> dict[int, float]:
+    """IntDiv_p for several ``p`` in one pass over the pairs; see :func:`internal_diversity`.
+
+    Columns are summed in blocks of ``_BLOCK`` (the block sums fix the floating-point result); rows in chunks
+    of ``row_chunk`` (default ``PAIR_BLOCK // _BLOCK``), which bounds memory and does not change the sums.
+
+    Args:
+        fps: ``[n, d]`` 0/1 fingerprints.
+        ps: the exponents.
+        row_chunk: rows per tile.
+
+    Returns:
+        ``{p: IntDiv_p}``.
+    """
+    row_chunk = row_chunk or _row_chunk(_BLOCK)
+    fps32, bits = fps.astype(np.float32), _bit_counts(fps)
+    totals = {p: np.zeros(len(fps)) for p in ps}
+    starts = range(0, len(fps), _BLOCK)
+    for start in progress(starts, desc=f"IntDiv ({len(fps)} molecules)", unit="block"):
+        cols = slice(start, start + _BLOCK)
+        for row in range(0, len(fps), row_chunk):
+            rows = slice(row, row + row_chunk)
+            sim = _tanimoto_block(fps32[rows], bits[rows], fps32[cols], bits[cols])
+            for p, total in totals.items():
+                total[rows] += (sim**p).sum(1)
+    return {p: float(1 - np.mean((total / len(fps)) ** (1 / p))) for p, total in totals.items()}
 
 
 def internal_diversity(fps: np.ndarray, p: int = 1) -> float:
     """IntDiv_p: ``1 - mean_i (mean_j T_ij^p)^(1/p)`` over all pairs of the set, self-pairs included."""
-    total = np.zeros(len(fps))
-    for start in range(0, len(fps), _BLOCK):
-        total += (tanimoto_matrix(fps, fps[start : start + _BLOCK]) ** p).sum(1)
-    return float(1 - np.mean((total / len(fps)) ** (1 / p)))
+    return internal_diversities(fps, (p,))[p]
 
 
 # ----------------------------------------------------------------------------- fragments and scaffolds
@@ -206,7 +280,7 @@ def _fragments(mol: Chem.Mol) -> list[str]:
 def fragment_counts(mols: Sequence[Chem.Mol]) -> Counter[str]:
     """Counts of BRICS fragments (SMILES with dummy atoms at the broken bonds), over all molecules."""
     counts: Counter[str] = Counter()
-    for mol in mols:
+    for mol in progress(mols, desc="BRICS fragments", unit="mol"):
         counts.update(_fragments(mol))
     return counts
 
@@ -225,7 +299,7 @@ def _scaffold(mol: Chem.Mol, min_rings: int = 2) -> str | None:
 def scaffold_counts(mols: Sequence[Chem.Mol], min_rings: int = 2) -> Counter[str]:
     """Counts of Bemis-Murcko scaffolds with at least ``min_rings`` rings."""
     counts: Counter[str] = Counter()
-    for mol in mols:
+    for mol in progress(mols, desc="Murcko scaffolds", unit="mol"):
         scaffold = _scaffold(mol, min_rings)
         if scaffold is not None:
             counts[scaffold] += 1
@@ -286,34 +360,117 @@ def _properties(mols: Sequence[Chem.Mol], names: Sequence[str], n_jobs: int | No
 
 
 class ReferenceStatistics:
-    """Lazily computed statistics of the reference molecules (fingerprints, counts, property values).
+    """Statistics of the reference molecules, each computed once when first needed and then kept.
+
+    ``fingerprints`` ``[n, 1024]`` uint8, ``fragments`` / ``scaffolds`` counts, ``properties`` ``{name: [n]}``.
+    Missing statistics are computed together in one pass over the molecules, chunk by chunk, so that a caller
+    can parse the reference chunk by chunk instead of holding it (an RDKit molecule takes ~28 KiB: 5 GB for the
+    176k MOSES test molecules). With ``cache_dir`` each statistic is also written there (fingerprints
+    bit-packed, ``[n, 128]``) and read back by later runs, which then never build the reference molecules.
 
     Args:
-        mols: sanitised reference molecules.
+        mols: sanitised reference molecules, or a function returning an iterable of chunks of them (called
+            when a statistic is neither in memory nor in ``cache_dir``).
         n_jobs: worker processes for the property values.
+        cache_dir: folder holding this reference set's statistics (one folder per reference set), or ``None``.
     """
 
-    def __init__(self, mols: Sequence[Chem.Mol], n_jobs: int | None = None) -> None:
-        self.mols = list(mols)
+    def __init__(
+        self,
+        mols: Sequence[Chem.Mol] | Callable[[], Iterable[Sequence[Chem.Mol]]],
+        n_jobs: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self._chunks = mols if callable(mols) else partial(iter, [list(mols)])
         self.n_jobs = n_jobs
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._cache: dict[str, Any] = {}
 
-    def _get(self, key: str, compute: Any) -> Any:
-        if key not in self._cache:
-            self._cache[key] = compute()
+    def prepare(self, keys: Iterable[str]) -> None:
+        """Read or compute the statistics ``keys`` (of ``fps``, ``frag``, ``scaf``, ``props``) in one pass."""
+        missing = []
+        for key in dict.fromkeys(keys):
+            path = self.cache_dir / _CACHE_FILES[key] if self.cache_dir is not None else None
+            if key in self._cache:
+                continue
+            cached = read_cache_file(path, lambda p, key=key: _load_statistic(key, p))
+            if cached is not None:
+                self._cache[key] = cached
+            else:
+                missing.append(key)
+        if not missing:
+            return
+        parts: dict[str, list[Any]] = {key: [] for key in missing}
+        for chunk in progress(self._chunks(), desc=f"MOSES reference statistics ({', '.join(missing)})",
+                              unit="chunk"):
+            for key in missing:
+                parts[key].append(self._compute(key, chunk))
+        for key in missing:
+            self._cache[key] = _combine(key, parts[key] or [self._compute(key, [])])
+            if self.cache_dir is not None:
+                _save_statistic(key, self._cache[key], self.cache_dir / _CACHE_FILES[key])
+
+    def _compute(self, key: str, mols: Sequence[Chem.Mol]) -> Any:
+        if key == "fps":
+            return morgan_fingerprints(mols)
+        if key == "frag":
+            return fragment_counts(mols)
+        if key == "scaf":
+            return scaffold_counts(mols)
+        return _properties(mols, list(PROPERTIES), self.n_jobs)
+
+    def _get(self, key: str) -> Any:
+        self.prepare([key])
         return self._cache[key]
 
     def fingerprints(self) -> np.ndarray:
-        return self._get("fps", lambda: morgan_fingerprints(self.mols))
+        return self._get("fps")
 
     def fragments(self) -> Counter[str]:
-        return self._get("frag", lambda: fragment_counts(self.mols))
+        return self._get("frag")
 
     def scaffolds(self) -> Counter[str]:
-        return self._get("scaf", lambda: scaffold_counts(self.mols))
+        return self._get("scaf")
 
     def properties(self) -> dict[str, np.ndarray]:
-        return self._get("props", lambda: _properties(self.mols, list(PROPERTIES), self.n_jobs))
+        return self._get("props")
+
+
+_CACHE_FILES = {"fps": "fingerprints.npy", "frag": "fragments.json", "scaf": "scaffolds.json",
+                "props": "properties.npz"}
+#: Which reference statistic each metric needs.
+_NEEDS = {"snn": "fps", "frag": "frag", "scaf": "scaf", **{name: "props" for name in PROPERTIES}}
+
+
+def _combine(key: str, parts: list[Any]) -> Any:
+    """One statistic from its per-chunk values (in chunk order)."""
+    if key == "fps":
+        return np.concatenate(parts)
+    if key == "props":
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    total: Counter[str] = Counter()
+    for part in parts:
+        total.update(part)
+    return total
+
+
+def _save_statistic(key: str, value: Any, path: Path) -> None:
+    with atomic_write(path, "wb") as handle:
+        if key == "fps":
+            np.save(handle, np.packbits(value, axis=1), allow_pickle=False)  # 8x smaller than 0/1 bytes
+        elif key == "props":
+            np.savez(handle, **value)
+        else:
+            handle.write(json.dumps(dict(value)).encode())
+
+
+def _load_statistic(key: str, path: Path) -> Any:
+    if key == "fps":
+        return np.unpackbits(np.load(path, allow_pickle=False), axis=1)
+    if key == "props":
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    return Counter(json.loads(path.read_text()))
 
 
 def moses_metrics(
@@ -339,25 +496,28 @@ def moses_metrics(
     out: dict[str, Any] = {}
     if not mols:
         return {m: float("nan") for m in metrics}
+    if reference is not None:
+        reference.prepare(_NEEDS[m] for m in metrics if m in _NEEDS)  # one pass over the reference for all
     needs_fps = {"snn", "intdiv1", "intdiv2"} & set(metrics)
     fps = morgan_fingerprints(mols) if needs_fps else None
     props = [m for m in metrics if m in PROPERTIES]
     gen_props = _properties(mols, props, n_jobs) if props else {}
+    ps = [int(m[-1]) for m in metrics if m in ("intdiv1", "intdiv2")]
+    intdiv = internal_diversities(fps, ps) if ps else {}  # one pass over the pairs for both exponents
     for name in metrics:
         if name == "filters":
-            flt = load_filters(filters_dir)
-            out["filters"] = float(np.mean([flt.passes(m) for m in mols]))
-            out["filters_source"] = flt.source
+            flags = parallel_map(partial(_passes_filters, filters_dir=filters_dir), mols, n_jobs=n_jobs,
+                                 min_items_per_job=1000)
+            out["filters"] = float(np.mean(flags))
+            out["filters_source"] = load_filters(filters_dir).source
         elif name == "snn":
             out["snn"] = similarity_to_nearest_neighbour(fps, reference.fingerprints())
         elif name == "frag":
             out["frag"] = cosine_similarity_counts(reference.fragments(), fragment_counts(mols))
         elif name == "scaf":
             out["scaf"] = cosine_similarity_counts(reference.scaffolds(), scaffold_counts(mols))
-        elif name == "intdiv1":
-            out["intdiv1"] = internal_diversity(fps, p=1)
-        elif name == "intdiv2":
-            out["intdiv2"] = internal_diversity(fps, p=2)
+        elif name in ("intdiv1", "intdiv2"):
+            out[name] = intdiv[int(name[-1])]
         elif name in PROPERTIES:
             out[name] = float(wasserstein_distance(reference.properties()[name], gen_props[name]))
         else:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from pathlib import Path
+
 import numpy as np
 import pytest
 from rdkit import Chem
 
+from graphdiff.metrics import molecules, moses_metrics
 from graphdiff.metrics.molecules import (
     MoleculeEvaluator,
     atom_stability,
@@ -16,6 +20,12 @@ from graphdiff.metrics.molecules import (
 )
 
 DECODER = ["C", "N", "O", "F", "H"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_reference_cache(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty dataset root (where statistics are persisted) and an empty in-process cache for each test."""
+    monkeypatch.setattr(molecules, "_SHARED", OrderedDict())
 
 
 def _graph_mol(atoms: list[str], bonds: list[tuple[int, int, int]]) -> Chem.RWMol:
@@ -96,3 +106,68 @@ def test_fcd_self_zero_and_positive_for_different_sets(chemnet_loaded: None) -> 
     set_b = ["c1ccncc1", "C1CCCCC1", "ClCCl", "OC1CCCC1", "FC(F)F", "CN(C)C", "C=CC=C", "O=C=O"]
     assert fcd_score(set_a, set_a) == pytest.approx(0.0, abs=1e-3)
     assert fcd_score(set_a, set_b) > 1.0
+
+
+def test_reference_statistics_computed_once(monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None:
+    train = ["CCO", "CCN", "c1ccccc1", "CC(=O)O"]
+    test = ["CCO", "c1ccc2ccccc2c1", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "OCC(O)CO"]
+    calls: dict[str, int] = {"canonical": 0, "fcd": 0, "scaffolds": 0, "properties": 0}
+
+    def counting(name: str, fn, reference_only: bool = True):  # noqa: ANN001, ANN202
+        def wrapped(items, *args, **kwargs):  # noqa: ANN001, ANN202
+            calls[name] += not reference_only or len(items) == len(test)
+            return fn(items, *args, **kwargs)
+        return wrapped
+
+    def fake_fcd(smiles, *args, **kwargs):  # noqa: ANN001, ANN202 -- ChemNet itself is tested above
+        calls["fcd"] += len(smiles) == len(test)
+        return np.full(3, float(len(smiles))), np.eye(3)
+
+    monkeypatch.setattr(molecules, "_canonical_quietly", counting("canonical", molecules._canonical_quietly, False))
+    monkeypatch.setattr(molecules, "fcd_statistics", fake_fcd)
+    monkeypatch.setattr(molecules, "fcd_score", lambda smiles, reference, *a: float(reference[0][0]))
+    monkeypatch.setattr(moses_metrics, "scaffold_counts", counting("scaffolds", moses_metrics.scaffold_counts))
+    monkeypatch.setattr(moses_metrics, "_properties", counting("properties", moses_metrics._properties))
+    metrics = ["novelty", "fcd", "snn", "scaf", "qed"]
+    generated = ["CCO", "Cc1ccc2ccccc2c1", "CCCC", "CCOC"]  # not as many as the test set: the counters tell them apart
+    first = MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=False)(generated)
+    assert calls == {"canonical": len(train), "fcd": 1, "scaffolds": 1, "properties": 1}
+    second = MoleculeEvaluator(list(train), list(test), metrics=metrics, n_jobs=1, persist=False)(generated)
+    assert calls == {"canonical": len(train), "fcd": 1, "scaffolds": 1, "properties": 1}
+    assert second == first and first["fcd"] == len(test)
+    assert not (data_root / molecules.REFERENCE_CACHE).exists()
+
+    # Persisted: a new process (empty in-memory cache) reads the statistics back instead of recomputing them.
+    monkeypatch.setattr(molecules, "_SHARED", OrderedDict())
+    stored = MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=True)(generated)
+    assert calls == {"canonical": 2 * len(train), "fcd": 2, "scaffolds": 2, "properties": 2}
+    monkeypatch.setattr(molecules, "_SHARED", OrderedDict())
+    reread = MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=True)(generated)
+    assert calls == {"canonical": 2 * len(train), "fcd": 2, "scaffolds": 2, "properties": 2}
+    assert reread == stored == first
+    folders = list((data_root / molecules.REFERENCE_CACHE).iterdir())
+    assert sorted(f.name for f in folders) == sorted([molecules.smiles_set_key(train), molecules.smiles_set_key(test)])
+
+
+def test_damaged_reference_statistics_are_recomputed(monkeypatch: pytest.MonkeyPatch, data_root: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    train = ["CCO", "CCN", "c1ccccc1", "CC(=O)O"]
+    test = ["CCO", "c1ccc2ccccc2c1", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "OCC(O)CO"]
+    metrics = ["novelty", "snn", "scaf", "qed"]
+    generated = ["CCO", "Cc1ccc2ccccc2c1", "CCCC", "CCOC"]
+    monkeypatch.setattr(molecules, "_SHARED", OrderedDict())
+    first = MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=True)(generated)
+    cache = data_root / molecules.REFERENCE_CACHE
+    files = sorted(p for p in cache.rglob("*") if p.is_file())
+    assert {p.name for p in files} >= {"canonical_smiles.json", "fingerprints.npy", "scaffolds.json"}
+    for path in files:  # truncated writes, disk errors: every file is damaged
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+    monkeypatch.setattr(molecules, "_SHARED", OrderedDict())
+    again = MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=True)(generated)
+    assert again == first
+    damaged = [r.getMessage() for r in caplog.records if "damaged cache file" in r.getMessage()]
+    assert len(damaged) >= 3 and all("\n" not in m for m in damaged)
+    monkeypatch.setattr(molecules, "_SHARED", OrderedDict())
+    caplog.clear()
+    assert MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=True)(generated) == first
+    assert "damaged" not in caplog.text  # rewritten whole

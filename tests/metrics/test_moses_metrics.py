@@ -13,6 +13,7 @@ from graphdiff.errors import DataError
 from graphdiff.metrics.moses_metrics import (
     ReferenceStatistics,
     cosine_similarity_counts,
+    internal_diversities,
     internal_diversity,
     load_filters,
     moses_metrics,
@@ -90,3 +91,76 @@ def test_filters_from_a_folder(tmp_path: Path) -> None:
     (bad / "wehi_pains.csv").write_text("")
     with pytest.raises(DataError, match="mcf.csv:2"):
         load_filters(str(bad))
+
+
+def _random_fps(rng: np.random.Generator, n: int, density: float = 0.1) -> np.ndarray:
+    fps = (rng.random((n, 64)) < density).astype(np.uint8)
+    fps[::7] = 0  # empty fingerprints: the 0/0 convention must hold in every tile
+    return fps
+
+
+def _dense_tanimoto(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The straightforward ``[n, m]`` float64 computation the tiled code must reproduce."""
+    xf, yf = x.astype(np.float64), y.astype(np.float64)
+    common = xf @ yf.T
+    union = xf.sum(1)[:, None] + yf.sum(1)[None, :] - common
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union == 0, 1.0, common / union)
+
+
+@pytest.mark.parametrize(("n_gen", "n_ref", "block", "row_chunk"), [(23, 31, 7, 5), (10, 10, 10, 10), (9, 50, 64, 4),
+                                                                   (1, 13, 3, 1), (40, 3, 2, 17)])
+def test_snn_tiles_equal_dense(n_gen: int, n_ref: int, block: int, row_chunk: int) -> None:
+    rng = np.random.default_rng(n_gen * 100 + n_ref)
+    gen, ref = _random_fps(rng, n_gen), _random_fps(rng, n_ref)
+    dense = _dense_tanimoto(gen, ref)
+    assert np.array_equal(tanimoto_matrix(gen, ref), dense)
+    tiled = similarity_to_nearest_neighbour(gen, ref, block=block, row_chunk=row_chunk)
+    assert tiled == float(dense.max(1).mean())  # exactly: the max does not depend on the tiling
+
+
+@pytest.mark.parametrize(("n", "block", "row_chunk"), [(23, 7, 5), (16, 4, 16), (30, 64, 7), (5, 2, 1)])
+def test_intdiv_tiles_equal_blocked_sums(monkeypatch: pytest.MonkeyPatch, n: int, block: int, row_chunk: int) -> None:
+    import graphdiff.metrics.moses_metrics as mm
+
+    monkeypatch.setattr(mm, "_BLOCK", block)
+    fps = _random_fps(np.random.default_rng(n), n)
+    dense = _dense_tanimoto(fps, fps)
+    got = internal_diversities(fps, (1, 2), row_chunk=row_chunk)
+    for p in (1, 2):
+        # Column blocks of _BLOCK summed in order: the original computation, equal to the last bit.
+        total = sum((dense[:, s : s + block] ** p).sum(1) for s in range(0, n, block))
+        assert got[p] == float(1 - np.mean((total / n) ** (1 / p)))
+        assert got[p] == pytest.approx(1 - np.mean(((dense**p).mean(1)) ** (1 / p)), rel=1e-12)
+        assert internal_diversity(fps, p) == got[p]
+
+
+def test_reference_statistics_stored_and_read_back(tmp_path: Path) -> None:
+    mols = _mols(SMILES)
+    first = ReferenceStatistics(mols, n_jobs=1, cache_dir=tmp_path)
+    values = (first.fingerprints(), first.fragments(), first.scaffolds(), first.properties())
+
+    def no_molecules() -> list[Chem.Mol]:
+        raise AssertionError("cached statistics must not need the molecules")
+
+    again = ReferenceStatistics(no_molecules, cache_dir=tmp_path)
+    assert np.array_equal(again.fingerprints(), values[0]) and again.fingerprints().dtype == np.uint8
+    assert again.fragments() == values[1] and again.scaffolds() == values[2]
+    assert again.properties().keys() == values[3].keys()
+    assert all(np.array_equal(again.properties()[k], v) for k, v in values[3].items())
+    assert moses_metrics(mols, again, n_jobs=1) == moses_metrics(mols, first, n_jobs=1)
+
+
+def test_reference_statistics_from_chunks_equal_one_list() -> None:
+    mols = _mols(SMILES + ["c1ccc2ccccc2c1C", "CCCCO"])
+    passes = []
+
+    def chunks() -> list[list[Chem.Mol]]:
+        passes.append(1)
+        return [mols[:3], mols[3:4], [], mols[4:]]
+
+    chunked, whole = ReferenceStatistics(chunks, n_jobs=1), ReferenceStatistics(mols, n_jobs=1)
+    generated = _mols(["CCO", "c1ccc2ccccc2c1", "CCN"])
+    assert moses_metrics(generated, chunked, n_jobs=1) == moses_metrics(generated, whole, n_jobs=1)
+    assert len(passes) == 1  # all four statistics in one pass over the reference
+    assert np.array_equal(chunked.fingerprints(), whole.fingerprints()) and len(passes) == 1

@@ -85,12 +85,8 @@ def _median(values: list[float]) -> float:
 
 
 def matmul_peak(device: str = "cpu", size: int = 2048, repeats: int = 10) -> dict[str, Any]:
-    """Best matmul throughput of ``repeats`` ``size x size`` products (GFLOP/s), float32 and bfloat16.
-
-    The product is written into one preallocated output: a fresh 16 MB result per product costs page faults
-    (the allocator returns large blocks to the system), which made the first version of this measure read a
-    third of the machine's float32 peak.
-    """
+    """Best matmul throughput of ``repeats`` ``size x size`` products (GFLOP/s), float32 and bfloat16, each
+    written into one preallocated output (the arithmetic, not the allocator)."""
     out: dict[str, Any] = {"size": size, "threads": torch.get_num_threads()}
     for dtype in (torch.float32, torch.bfloat16):
         a = torch.randn(size, size, device=device).to(dtype)

@@ -181,6 +181,28 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: li
     return rows
 
 
+def train_test_floor(dataset: str, samples: int, seed: int = 0) -> dict[str, Any]:
+    """The row a perfect generator would get: ``samples`` training graphs drawn at random, evaluated against the
+    test split by the same protocol as the samples (the MMD floor of a finite sample; 0 only with infinite sets)."""
+    import torch
+
+    from graphdiff.datasets.datamodule import GraphDataModule
+    from graphdiff.evaluation import evaluate_generated
+
+    data = GraphDataModule(dataset, batch_size=1).data
+    train = data.split("train")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:samples]
+    graphs = train.subset(order)
+    metrics = evaluate_generated(graphs, data.info, data, reference_split="test",
+                                 metrics=MOLECULE_METRICS if data.info.kind == "molecule" else None)
+    return {"name": dataset, "model": FLOOR_MODEL, "minutes": 0.0, "train_s": 0.0, "steps": 0, "epochs": 0,
+            "samples": len(graphs), "sample_steps": None, "sample_s": 0.0, "eval_s": 0.0,
+            "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+
+
+FLOOR_MODEL = "training graphs (floor)"
+
+
 #: Every quality row ever measured here, keyed by dataset, model and budget, so that runs with different budgets
 #: (or datasets) made by separate commands end up in one table; a rerun replaces its own rows.
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
@@ -207,6 +229,10 @@ def render(rows: list[dict[str, Any]]) -> str:
                                                          "valid", "unique", "novel", "unique_novel", "vun")
                             else f"{k} {v:.4g}" for k, v in r["metrics"].items())
         published = ", ".join(f"{k} {v}" for k, v in PUBLISHED.get(r["name"], {}).items()) or "–"
+        if r["model"] == FLOOR_MODEL:
+            lines.append(f"| {r['name']} | {r['model']} | – | – | {r['samples']} training graphs | {metrics} | – | "
+                         f"{_run(r)} |")
+            continue
         lines.append(f"| {r['name']} | {r['model']} | {r['minutes']} min ({r['train_s']:.0f} s) | {r['steps']} "
                      f"({r['epochs']} epochs) | {r['samples']} ({r['sample_steps'] or 'T'}, {r['sample_s']:.0f} s) | "
                      f"{metrics} | {published} | {_run(r)} |")
@@ -305,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default="small", choices=sorted(RECIPES),
                         help="DiGress-family model and optimiser settings (see RECIPES)")
     parser.add_argument("--published-sizes", action="store_true", help="same as --recipe published")
+    parser.add_argument("--floor", action="store_true",
+                        help="also evaluate training graphs against the test split (the floor of each metric)")
+    parser.add_argument("--floor-only", action="store_true", help="only the floor rows, no training")
     parser.add_argument("--milestones", type=float, nargs="+", default=[],
                         help="also evaluate the weights after these many minutes of the run (a quality curve)")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
@@ -327,9 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         samples = args.samples or (1000 if dataset == "qm9" else len(setups.load(dataset).split("test")))
         print(f"[{name}] training {args.minutes} min, then {samples} samples", flush=True)
         try:
-            new = train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
-                                     "published" if args.published_sizes else args.recipe, args.milestones,
-                                     precision=args.precision)
+            wants_floor = (args.floor or args.floor_only) and not name.startswith(("gdss_", "flow_"))
+            new = [train_test_floor(dataset, samples)] if wants_floor else []
+            if not args.floor_only:
+                recipe = "published" if args.published_sizes else args.recipe
+                new += train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
+                                          recipe, args.milestones, precision=args.precision)
         except Exception as exc:  # noqa: BLE001 — report and go on with the other datasets
             new = [{"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
         for row in new:
@@ -342,8 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         merged = merge_rows(previous, new)
         report.atomic_write_text(results, json.dumps(merged, indent=1))
         report.update_document(Path(args.doc), report.QUALITY_START, report.QUALITY_END, render(merged))
-        plot_curves(merged, Path(args.curves))
-    print(f"wrote {args.doc}, {args.results} and {args.curves}")
+        if plot_curves(merged, Path(args.curves)):
+            print(f"wrote {args.curves}")
+    print(f"wrote {args.doc} and {args.results}")
     return 0 if all("error" not in r for r in rows) else 1
 
 

@@ -148,3 +148,14 @@ def test_quality_curves_plot_rows_with_several_budgets(tmp_path):
     assert quality.plot_curves([row("qm9", 30, 0.9)], path) == [] and not path.exists()  # one budget: no curve
     assert quality.plot_curves([row("qm9", 10, 0.8), row("qm9", 30, 0.9), row("flow_qm9", 10, 0.7)], path) == ["qm9"]
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_floor_row_is_training_graphs_against_the_test_split(data_root):
+    from benchmarks import quality
+
+    row = quality.train_test_floor("comm20", 6)
+    assert row["model"] == quality.FLOOR_MODEL and row["samples"] == 6
+    assert {"degree", "clustering", "orbit"} <= set(row["metrics"]) and row["metrics"]["novel"] == 0.0
+    assert row == quality.train_test_floor("comm20", 6)  # seeded draw
+    table = quality.render([{**row, "command": "c", "machine": "m", "date": "d"}])
+    assert "| comm20 | training graphs (floor) | – | – | 6 training graphs |" in table

@@ -27,6 +27,7 @@ from tests.conftest import data_file
 REPO = Path(__file__).resolve().parents[1]
 DISCRETE = REPO / "configs" / "discrete"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
+RECIPES = REPO / "configs" / "recipes"
 
 # The reference never passes dim_ffy to its layers, whose default is 2048: every published model ran with it.
 REF_FFY = 2048
@@ -232,7 +233,8 @@ def _missing_keys(given: Any, resolved: Any, where: str = "") -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("path", [*sorted(DISCRETE.glob("*.yaml")), QUICKSTART], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [*sorted(DISCRETE.glob("*.yaml")), QUICKSTART, *sorted(RECIPES.glob("*.yaml"))],
+                         ids=lambda p: p.stem)
 def test_config_parses_through_the_cli(path: Path) -> None:
     given = yaml.safe_load(path.read_text())
     printed = printed_config(path)
@@ -359,3 +361,20 @@ def test_wrong_key_is_a_one_line_error(where: str, tmp_path: Path, dataset_root:
     code = _run_main(["fit", "--config", str(path), "--trainer.accelerator", "cpu", "--trainer.max_steps", "1",
                       "--trainer.logger", "false"])
     _assert_one_line_error(code, capsys.readouterr().err, key)
+
+
+def test_cpu_recipe_is_the_benchmarked_wide4_model() -> None:
+    """docs/performance.md's ``wide4`` rows are what ``--config recipes/qm9_cpu`` trains (recomputation aside)."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.quality import RECIPES as BENCHMARKED
+
+    given = yaml.safe_load((RECIPES / "qm9_cpu.yaml").read_text())
+    init, wide4 = given["model"]["init_args"], BENCHMARKED["wide4"]
+    model = {k: v for k, v in init["model"].items() if k != "recompute_edges"}
+    assert model == wide4["model"]
+    assert {k: init[k] for k in wide4["training"]} == wide4["training"]
+    assert given["data"]["batch_size"] == wide4["batch_size"] and init["T"] == 500
+    assert given["trainer"]["gradient_clip_val"] == 1.0
+    assert given["trainer"]["callbacks"][0]["init_args"]["decay"] == 0.999

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 DOC = ROOT / "docs" / "performance.md"
 
-NAMES = ("peak", "equivalence", "training", "baseline", "flops", "precision", "sampling", "gdss", "metrics",
-         "profile")
+NAMES = ("peak", "equivalence", "training", "baseline", "flops", "precision", "sampling", "allocator", "gdss",
+         "metrics", "profile")
 
 
 def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -47,6 +47,8 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
                          for s, b in train],
             "flops": [("flops", {"setup": s, "batch_size": b, **d}) for s, b in train],
             "precision": [("precision", {"setup": s, "batch_size": b, "rounds": 1, **d}) for s, b in train],
+            "allocator": [("allocator", {"setup": s, "num_graphs": n, "steps": 2, "rounds": 1, **d})
+                          for s, n in (("planar", 2), ("qm9", 32))],
             "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "measure_steps": 2,
                                        "family": family, **d})
                          for setup, n, chains in (("planar", 2, [1000, 100, 50]), ("qm9", 32, [500, 100, 50]))
@@ -71,6 +73,7 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
         + [("flops", {"setup": s, "batch_size": b, "impl": "baseline", **d})
            for s, b in (("planar", 16), ("qm9", 256))],
         "precision": [("precision", {"setup": s, "batch_size": b, **d}) for s, b in (("planar", 16), ("qm9", 256))],
+        "allocator": [("allocator", {"setup": s, "num_graphs": n, **d}) for s, n in (("planar", 16), ("qm9", 256))],
         "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "family": family,
                                    "run": chains if full_chains else chains[1:], **d})
                      for setup, n, chains in (("planar", 16, [1000, 100, 50]), ("qm9", 256, [500, 100, 50]))

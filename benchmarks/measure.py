@@ -223,6 +223,26 @@ def precision(setup: str, batch_size: int, rounds: int = 4, warmup: int = 1, dev
             "loss": losses}
 
 
+def allocator(setup: str, num_graphs: int, steps: int = 4, rounds: int = 2, device: str = "cpu") -> dict[str, Any]:
+    """Seconds per sampling step with glibc's default malloc and with ``graphdiff.runtime.keep_freed_memory`` (what
+    the ``graphdiff`` command sets), each in a fresh process, alternating ``rounds`` times."""
+    import os
+    import subprocess
+
+    kwargs = {"setup": setup, "num_graphs": num_graphs, "chains": [steps], "run": [steps], "device": device}
+    times: dict[str, list[float]] = {"system": [], "keep_freed_memory": []}
+    for _ in range(rounds):
+        for name in times:
+            env = {**os.environ, "GRAPHDIFF_MALLOC": "system" if name == "system" else "graphdiff"}
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", "sampling", json.dumps(kwargs)],
+                                  env=env, capture_output=True, text=True, check=True)
+            result = json.loads(proc.stdout.rsplit("@@RESULT@@", 1)[1].strip().splitlines()[0])
+            times[name].append(result["chains"][0]["s_per_step"])
+    best = {k: min(v) for k, v in times.items()}
+    return {"setup": setup, "num_graphs": num_graphs, "steps": steps, "threads": torch.get_num_threads(),
+            "s_per_step": times, "speedup": best["system"] / best["keep_freed_memory"]}
+
+
 def flops(setup: str, batch_size: int, impl: str = "graphdiff", device: str = "cpu") -> dict[str, Any]:
     """FLOPs of one training step's forward + backward (FlopCounterMode: matmuls, bmm, baddbmm, convs)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -556,10 +576,13 @@ def saved_activations(setup: str, batch_size: int, top: int = 8) -> dict[str, An
 
 
 FUNCTIONS = {f.__name__: f for f in (matmul_peak, training, flops, equivalence, sampling, gdss, metrics_planar,
-                                      metrics_qm9, profile, saved_activations, precision)}
+                                      metrics_qm9, profile, saved_activations, precision, allocator)}
 
 
 def main(argv: list[str]) -> None:
+    from graphdiff.runtime import keep_freed_memory
+
+    keep_freed_memory()  # as the graphdiff command does (GRAPHDIFF_MALLOC=system to measure without)
     name, kwargs = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
     result = FUNCTIONS[name](**kwargs)
     sys.stdout.write("\n@@RESULT@@" + json.dumps(result) + "\n")

@@ -268,6 +268,15 @@ def render(results: dict[str, Any]) -> str:
                 out.append(f"\n{setup}: a DeFoG step costs **{per['flow'][50] / per['discrete'][50]:.2f}x** a "
                            "DiGress step (50-step chains, same network).")
 
+    al = results.get("allocator", {}).get("value")
+    if al:
+        out.append("\n### Allocator (`graphdiff.runtime.keep_freed_memory`, set by the `graphdiff` command)\n")
+        out.append("Seconds per DiGress sampling step with glibc's default malloc (`GRAPHDIFF_MALLOC=system`) and "
+                   "with freed memory kept for reuse, each in a fresh process, alternating; best of the rounds.\n")
+        out.append(_table(["config", "graphs", "threads", "system s/step", "kept s/step", "speed-up"],
+                          [[r["setup"], str(r["num_graphs"]), str(r["threads"]), min(r["s_per_step"]["system"]),
+                            min(r["s_per_step"]["keep_freed_memory"]), f"{r['speedup']:.2f}x"] for r in al]))
+
     gd = results.get("gdss", {}).get("value")
     if gd:
         out.append("\n### GDSS (ScoreSDEProcess + GDSSScoreModel, published sizes, untrained)\n")

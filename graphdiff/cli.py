@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from graphdiff.errors import ConfigError, GraphdiffError
+from graphdiff.runtime import keep_freed_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -339,6 +340,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()  # the command owns its process: reuse freed tensor memory (graphdiff.runtime)
     try:
         # The options before the subcommand are graphdiff's (-v, -q); a Lightning command gets the rest as it is.
         k = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphdiff"
 LAYERS: dict[str, int] = {
     # 0 core types and file helpers
     "__init__": 0, "errors": 0, "log": 0, "types": 0, "storage": 0, "info": 0, "io": 0, "outputs": 0, "configs": 0,
+    "runtime": 0,
     # 1 conversions and the generation contract
     "graph": 1, "chem": 1, "generation": 1,
     # 2 the math of each family, networks, metrics, and data

@@ -5,6 +5,9 @@
     python -m benchmarks.quality --datasets gdss_qm9          # GDSS alone
     python -m benchmarks.quality --minutes 1 --datasets comm20 --samples 20    # smoke run
     python -m benchmarks.quality --datasets qm9 flow_qm9 --sample-steps 50 500  # DiGress vs DeFoG, 50 and 500 steps
+    python -m benchmarks.quality --minutes 120 --milestones 10 30 60 --datasets qm9 --recipe wide4  # a curve
+    python -m benchmarks.quality --datasets qm9 --recipe wide4 --precision bf16-mixed   # bfloat16 autocast
+    python -m benchmarks.quality --floor-only --datasets comm20 ego_small     # training graphs vs the test split
 
 Each dataset is trained through graphdiff's real training code — ``graphdiff.lit.DiscreteDiffusionModel`` (or
 ``ScoreSDEModel`` for ``gdss_<dataset>``, ``DiscreteFlowModel`` for ``flow_<dataset>``) and a Lightning

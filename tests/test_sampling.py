@@ -18,7 +18,7 @@ from torch import nn
 from graphdiff.diffusion import DiscreteDiffusion, make_schedule, make_transition
 from graphdiff.diffusion.sampler import DiscreteGraphSampler, time_grid
 from graphdiff.errors import ConfigError
-from graphdiff.generation import generate, node_mask_from_counts, run_sampler
+from graphdiff.generation import GraphSampler, generate, node_mask_from_counts, run_sampler
 from graphdiff.types import DenseGraph
 
 
@@ -50,12 +50,9 @@ class ExactDenoiser(nn.Module):
         return DenseGraph(torch.zeros(B, n, 1), E, torch.zeros(B, 0), noisy.node_mask).mask()
 
 
-def recovered(graph: nx.Graph, T: int, steps: int, samples: int = 200) -> float:
-    n, m = graph.number_of_nodes(), graph.number_of_edges()
-    density = 2 * m / (n * (n - 1))
-    process = DiscreteDiffusion(make_schedule("cosine", T),
-                                make_transition("marginal", 1, 2, [1.0], torch.tensor([1 - density, density])))
-    sampler = DiscreteGraphSampler(process, ExactDenoiser(graph, process), steps)
+def fraction_isomorphic(sampler: GraphSampler, graph: nx.Graph, samples: int) -> float:
+    """The fraction of ``samples`` graphs of ``graph``'s size drawn from ``sampler`` (seed 0) isomorphic to it."""
+    n = graph.number_of_nodes()
     graphs = generate(sampler, torch.full((samples,), n), batch_size=samples, seed=0).graphs
     hits = 0
     for _, edge_index, _ in graphs:
@@ -63,6 +60,15 @@ def recovered(graph: nx.Graph, T: int, steps: int, samples: int = 200) -> float:
         g.add_edges_from(edge_index.T.tolist())
         hits += nx.is_isomorphic(g, graph)
     return hits / samples
+
+
+def recovered(graph: nx.Graph, T: int, steps: int, samples: int = 200) -> float:
+    n, m = graph.number_of_nodes(), graph.number_of_edges()
+    density = 2 * m / (n * (n - 1))
+    process = DiscreteDiffusion(make_schedule("cosine", T),
+                                make_transition("marginal", 1, 2, [1.0], torch.tensor([1 - density, density])))
+    sampler = DiscreteGraphSampler(process, ExactDenoiser(graph, process), steps)
+    return fraction_isomorphic(sampler, graph, samples)
 
 
 def square_with_pendant() -> nx.Graph:

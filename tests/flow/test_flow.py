@@ -32,8 +32,8 @@ from graphdiff.flow import (
     initial_distribution,
     step_probs,
 )
-from graphdiff.generation import generate
 from graphdiff.types import DenseGraph, one_hot_graph
+from tests.test_sampling import fraction_isomorphic
 
 F64 = torch.float64
 MARGINALS_X = [0.5, 0.3, 0.2]
@@ -191,13 +191,7 @@ def recovered(graph: nx.Graph, steps: int, name: str = "marginal", samples: int 
     flow = DiscreteFlow(initial_distribution(name, 1, 2, [1.0], [1 - density, density]))
     sampler = FlowGraphSampler(flow, ExactFlowDenoiser(graph, flow), FlowSamplerConfig(steps=steps, **settings),
                                (1, 2))
-    graphs = generate(sampler, torch.full((samples,), n), batch_size=samples, seed=0).graphs
-    hits = 0
-    for _, edge_index, _ in graphs:
-        g = nx.empty_graph(n)
-        g.add_edges_from(edge_index.T.tolist())
-        hits += nx.is_isomorphic(g, graph)
-    return hits / samples
+    return fraction_isomorphic(sampler, graph, samples)
 
 
 def cycle_with_pendant() -> nx.Graph:

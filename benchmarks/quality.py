@@ -66,6 +66,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "wide4": {"model": {"preset": "qm9", "n_layers": 4, "extra_features": "all", "dropout": 0.0},
               "training": {"lr": 2e-3, "warmup_steps": 100}, "batch_size": 256,
               "label": "wide4 (4 layers, dx 256, lr 2e-3)"},
+    # wide4 with the learning rate annealed to 0 over the training budget (cosine over max_time).
+    "wide4-anneal": {"model": {"preset": "qm9", "n_layers": 4, "extra_features": "all", "dropout": 0.0},
+                     "training": {"lr": 2e-3, "warmup_steps": 100, "lr_schedule": "cosine"}, "batch_size": 256,
+                     "label": "wide4 (4 layers, dx 256, lr 2e-3 cosine over the budget)"},
     "published": {"model": lambda dataset: PUBLISHED_MODEL.get(dataset, {"preset": "digress"}),
                   "training": {"lr": 2e-4}, "batch_size": None, "label": "published"},
 }

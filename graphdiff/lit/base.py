@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Timer
 
 import graphdiff
 from graphdiff.errors import ConfigError
@@ -374,14 +375,30 @@ class GenerativeModel(pl.LightningModule):
 
 def lr_factor(module: pl.LightningModule, step: int, warmup: int, schedule: str) -> float:
     """Learning-rate multiplier at optimiser step ``step``: linear warm-up over ``warmup`` steps, then constant
-    (``"constant"``) or a cosine decay to 0 over the module's trainer's remaining steps (``"cosine"``; the trainer
-    is only read then)."""
+    (``"constant"``) or a cosine decay to 0 (``"cosine"``) over the module's trainer's remaining steps, or, when
+    training is bounded by time alone (``max_time`` with no step or epoch limit), over the time budget (the
+    trainer is only read then)."""
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
         return 1.0
-    total = max(module.trainer.estimated_stepping_batches - warmup, 1)
-    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
+    trainer = module.trainer
+    total = trainer.estimated_stepping_batches
+    if math.isfinite(total):
+        total = max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / total))
+    return 0.5 * (1 + math.cos(math.pi * _time_budget_fraction(trainer)))
+
+
+def _time_budget_fraction(trainer: pl.Trainer) -> float:
+    """The fraction of its ``max_time`` the trainer has trained, in ``[0, 1]``; resumed runs count the time before."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, Timer) and callback.time_remaining() is not None:
+            elapsed = callback.time_elapsed()
+            budget = elapsed + callback.time_remaining()
+            return min(max(elapsed / budget, 0.0), 1.0) if budget > 0 else 1.0
+    raise ConfigError("lr_schedule: cosine needs a length of training: trainer.max_steps, trainer.max_epochs or "
+                      "trainer.max_time")
 
 
 def _count(name: str, value: Any, minimum: int | None) -> int:

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 DOC = ROOT / "docs" / "performance.md"
 
-NAMES = ("peak", "equivalence", "training", "baseline", "flops", "precision", "sampling", "allocator", "gdss",
-         "metrics", "profile")
+NAMES = ("peak", "equivalence", "training", "baseline", "flops", "precision", "compile", "sampling", "allocator",
+         "gdss", "metrics", "profile")
 
 
 def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -47,6 +47,7 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
                          for s, b in train],
             "flops": [("flops", {"setup": s, "batch_size": b, **d}) for s, b in train],
             "precision": [("precision", {"setup": s, "batch_size": b, "rounds": 1, **d}) for s, b in train],
+            "compile": [("compile_step", {"setup": s, "batch_size": b, "rounds": 1, **d}) for s, b in train],
             "allocator": [("allocator", {"setup": s, "num_graphs": n, "steps": 2, "rounds": 1, **d})
                           for s, n in (("planar", 2), ("qm9", 32))],
             "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "measure_steps": 2,
@@ -73,6 +74,7 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
         + [("flops", {"setup": s, "batch_size": b, "impl": "baseline", **d})
            for s, b in (("planar", 16), ("qm9", 256))],
         "precision": [("precision", {"setup": s, "batch_size": b, **d}) for s, b in (("planar", 16), ("qm9", 256))],
+        "compile": [("compile_step", {"setup": s, "batch_size": b, **d}) for s, b in (("planar", 16), ("qm9", 256))],
         "allocator": [("allocator", {"setup": s, "num_graphs": n, **d}) for s, n in (("planar", 16), ("qm9", 256))],
         "sampling": [("sampling", {"setup": setup, "num_graphs": n, "chains": chains, "family": family,
                                    "run": chains if full_chains else chains[1:], **d})
@@ -86,8 +88,9 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
 
 
 #: Measurements that report peak memory run in a fresh interpreter; the others run in the runner's process
-#: (starting an interpreter and importing torch costs several seconds, a lot on a small or busy CPU).
-FRESH_PROCESS = {"training", "gdss"}
+#: (starting an interpreter and importing torch costs several seconds, a lot on a small or busy CPU). The compile
+#: measurement does too, so that no graph compiled before (in dynamo's caches) shortens its compile time.
+FRESH_PROCESS = {"training", "gdss", "compile_step"}
 
 
 def call(function: str, kwargs: dict[str, Any], timeout: float | None) -> dict[str, Any]:

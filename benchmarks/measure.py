@@ -223,6 +223,94 @@ def precision(setup: str, batch_size: int, rounds: int = 4, warmup: int = 1, dev
             "loss": losses}
 
 
+def compile_step(setup: str, batch_size: int, rounds: int = 4, warmup: int = 1, device: str = "cpu",
+                 backend: str = "inductor", cold_cache: bool = True) -> dict[str, Any]:
+    """Eager against ``torch.compile`` (``graphdiff.compile.compile_network`` on the denoiser, what
+    ``--model.compile true`` does), on two copies of one model and one batch, alternating.
+
+    First a no-grad forward in eval mode (validation, sampling): the first call of each copy (the compiled one
+    compiles its inference graph), the output difference, then ``rounds`` alternating timed calls. Then a whole
+    training step (noise, extra features, forward, loss, backward, AdamW): the first step of each copy (the
+    compiled one compiles its training graphs, forward and backward), ``warmup`` more untimed, then ``rounds``
+    alternating. ``compile_s`` = first compiled call minus the median compiled call. ``cold_cache``: inductor
+    writes to a fresh cache folder, so the compile time is that of a first run on a machine (later runs of the
+    same model reuse ``/tmp/torchinductor_<user>`` and compile faster); ``backend="eager"`` traces with dynamo
+    alone (a quick smoke test of this function, not a speed measurement).
+    """
+    import copy
+    import os
+    import tempfile
+
+    if cold_cache and backend == "inductor":
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="graphdiff-bench-inductor-")
+    from graphdiff.compile import compile_network, compiled_call
+    from graphdiff.diffusion import cross_entropy_loss
+
+    s = setups.digress_setup(setup)
+    eager = _model(s, "graphdiff").to(device)
+    models = {"eager": eager, "compiled": compile_network(copy.deepcopy(eager), backend=backend)}
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=2e-4, weight_decay=1e-12, amsgrad=True)
+            for k, m in models.items()}
+    batch = setups.train_batch(s.dataset, batch_size, device)
+    B = batch.batch_size
+
+    # Inference: the same noisy batch through both copies (identical weights).
+    generator = torch.Generator(device=device).manual_seed(0)
+    t = s.process.sample_timesteps(B, device=device, training=False, generator=generator)
+    noisy = s.process.add_noise(batch, t, generator=generator)
+    forward_first: dict[str, float] = {}
+    forward_ms: dict[str, list[float]] = {"eager": [], "compiled": []}
+    outputs = {}
+    with torch.no_grad():
+        for i in range(1 + rounds):
+            for name, model in models.items():
+                model.eval()
+                t0 = _now(device)
+                out = model(noisy, t.float() / s.T)
+                ms = 1000 * (_now(device) - t0)
+                if i == 0:
+                    forward_first[name], outputs[name] = ms, out
+                else:
+                    forward_ms[name].append(ms)
+    diff = max(float((outputs["compiled"].X - outputs["eager"].X).abs().max()),
+               float((outputs["compiled"].E - outputs["eager"].E).abs().max()))
+    del outputs, out
+
+    def step(name: str) -> float:
+        model, opt = models[name], opts[name]
+        model.train()
+        t0 = _now(device)
+        t = s.process.sample_timesteps(B, device=device, training=True)
+        noisy = s.process.add_noise(batch, t)
+        loss = cross_entropy_loss(model(noisy, t.float() / s.T), batch, lambda_E=5.0)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return 1000 * (_now(device) - t0)
+
+    step_first = {name: step(name) for name in models}
+    step_ms: dict[str, list[float]] = {"eager": [], "compiled": []}
+    for i in range(warmup + rounds):
+        for name in models:
+            ms = step(name)
+            if i >= warmup:
+                step_ms[name].append(ms)
+    fwd = {k: _median(v) for k, v in forward_ms.items()}
+    stp = {k: _median(v) for k, v in step_ms.items()}
+    return {
+        "setup": setup, "batch_size": batch_size, "rounds": rounds, "device": device, "backend": backend,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cold_cache": cold_cache,
+        "max_nodes": int(batch.node_mask.shape[1]),
+        "fell_back": compiled_call(models["compiled"]).failed,
+        "forward": {"first_ms": forward_first, "ms": fwd, "ms_all": forward_ms,
+                    "speedup": fwd["eager"] / fwd["compiled"],
+                    "compile_s": (forward_first["compiled"] - fwd["compiled"]) / 1000},
+        "step": {"first_ms": step_first, "ms": stp, "ms_all": step_ms, "speedup": stp["eager"] / stp["compiled"],
+                 "compile_s": (step_first["compiled"] - stp["compiled"]) / 1000},
+        "max_abs_diff": diff,
+    }
+
+
 def allocator(setup: str, num_graphs: int, steps: int = 4, rounds: int = 2, device: str = "cpu") -> dict[str, Any]:
     """Seconds per sampling step with glibc's default malloc and with ``graphdiff.runtime.keep_freed_memory`` (what
     the ``graphdiff`` command sets), each in a fresh process, alternating ``rounds`` times."""
@@ -576,7 +664,7 @@ def saved_activations(setup: str, batch_size: int, top: int = 8) -> dict[str, An
 
 
 FUNCTIONS = {f.__name__: f for f in (matmul_peak, training, flops, equivalence, sampling, gdss, metrics_planar,
-                                      metrics_qm9, profile, saved_activations, precision, allocator)}
+                                      metrics_qm9, profile, saved_activations, precision, allocator, compile_step)}
 
 
 def main(argv: list[str]) -> None:

@@ -8,6 +8,7 @@
     python -m benchmarks.quality --minutes 120 --milestones 10 30 60 --datasets qm9 --recipe wide4  # a curve
     python -m benchmarks.quality --datasets qm9 --recipe wide4 --precision bf16-mixed   # bfloat16 autocast
     python -m benchmarks.quality --floor-only --datasets comm20 ego_small     # training graphs vs the test split
+    python -m benchmarks.quality --datasets qm9 --recipe wide4-anneal --conditions qed logp --guidance 0 1 2 3
 
 Each dataset is trained through graphdiff's real training code — ``graphdiff.lit.DiscreteDiffusionModel`` (or
 ``ScoreSDEModel`` for ``gdss_<dataset>``, ``DiscreteFlowModel`` for ``flow_<dataset>``) and a Lightning
@@ -80,7 +81,8 @@ SDE_EVAL_ARGS = {"eval_every_n_epochs", "test_samples", "sample_batch_size"}
 MOLECULE_METRICS = ["validity", "relaxed_validity", "uniqueness", "novelty"]
 
 
-def build(name: str, recipe: str = "small", sample_steps: int | None = None) -> tuple[Any, Any, str]:
+def build(name: str, recipe: str = "small", sample_steps: int | None = None,
+          conditions: list[str] | None = None) -> tuple[Any, Any, str]:
     """The data module, the Lightning model and a label of its size for a quality row named ``name``.
 
     ``gdss_<dataset>`` takes GDSS's published training and sampler settings from ``configs/sde/<dataset>.yaml``;
@@ -109,10 +111,11 @@ def build(name: str, recipe: str = "small", sample_steps: int | None = None) -> 
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
     cfg = r["model"](dataset) if callable(r["model"]) else r["model"]
-    dm = GraphDataModule(dataset, batch_size=r.get("batch_size") or BATCH_OF.get(dataset, 32))
+    dm = GraphDataModule(dataset, batch_size=r.get("batch_size") or BATCH_OF.get(dataset, 32), conditions=conditions)
     model = DiscreteDiffusionModel(dataset_info=dm.dataset_info, T=T_OF.get(dataset, 500), model=dict(cfg),
                                    sample_steps=sample_steps, **r["training"])
-    return dm, model, r["label"]
+    label = r["label"] + (f", conditioned on {' + '.join(conditions)}" if conditions else "")
+    return dm, model, label
 
 
 class MilestoneCheckpoints(pl.Callback):
@@ -150,14 +153,19 @@ class MilestoneCheckpoints(pl.Callback):
 
 def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: list[int | None], out_dir: Path,
                        recipe: str = "small", milestones: list[float] | None = None, seed: int = 0,
-                       precision: str = "32-true") -> list[dict[str, Any]]:
+                       precision: str = "32-true", conditions: list[str] | None = None,
+                       guidance: list[float] | None = None) -> list[dict[str, Any]]:
     """Train ``name`` for ``minutes`` (the weights saved at each of ``milestones`` minutes, default the end), then
-    sample and evaluate each saved model with each number of ``sample_steps``: one row each."""
+    sample and evaluate each saved model with each number of ``sample_steps``: one row each.
+
+    With ``conditions`` the model is conditional: every saved model samples for ``samples`` target rows drawn from
+    the test split's property values, once per classifier-free guidance scale of ``guidance`` (0 is the same
+    network unconditional: the baseline), and each row adds the error of each property to its target."""
     from graphdiff.callbacks import EMA
     from graphdiff.evaluation import evaluate_generated
 
     pl.seed_everything(seed, workers=True)
-    dm, model, size = build(name, recipe)
+    dm, model, size = build(name, recipe, conditions=conditions)
     if precision != "32-true":
         size += f", {precision}"
     saver = MilestoneCheckpoints([m for m in (milestones or []) if m < minutes] + [minutes], out_dir / name)
@@ -167,6 +175,10 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: li
         limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0, precision=precision,
         default_root_dir=str(out_dir / name), callbacks=[EMA(decay=0.999), saver],
     )
+    targets, target_rows = None, []
+    if conditions:
+        targets = condition_targets(dm, conditions, samples, seed)
+        target_rows = [dict(zip(conditions, r.tolist(), strict=True)) for r in targets]
     trainer.fit(model, dm)
     trainer.save_checkpoint(out_dir / name / "last.ckpt")  # for `graphdiff sample / search` on the trained model
     rows = []
@@ -174,18 +186,45 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: li
         model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu")["state_dict"])
         model.eval()
         for steps in sample_steps:
-            t0 = time.perf_counter()
-            graphs = model.generate(samples, steps=steps, seed=seed)
-            sample_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
-                                         metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
-            eval_s = time.perf_counter() - t0
-            rows.append({"name": name, "model": size, "minutes": budget, "train_s": train_s,
-                         "steps": global_step, "epochs": epochs, "samples": len(graphs),
-                         "sample_steps": steps, "sample_s": sample_s, "eval_s": eval_s,
-                         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}})
+            for scale in (guidance or [None]) if conditions else [None]:
+                t0 = time.perf_counter()
+                graphs = model.generate(samples, steps=steps, seed=seed, condition=targets,
+                                        guidance=scale if conditions else None)
+                sample_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
+                                             metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
+                if conditions:
+                    metrics.update(_condition_errors(graphs, model.info, target_rows))
+                eval_s = time.perf_counter() - t0
+                row = {"name": name, "model": size, "minutes": budget, "train_s": train_s,
+                       "steps": global_step, "epochs": epochs, "samples": len(graphs),
+                       "sample_steps": steps, "sample_s": sample_s, "eval_s": eval_s,
+                       "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+                if conditions:
+                    row["guidance"] = scale if scale is not None else 1.0
+                rows.append(row)
     return rows
+
+
+def condition_targets(dm: Any, names: list[str], count: int, seed: int = 0) -> torch.Tensor:
+    """``[count, P]`` target rows drawn (with replacement) from the test graphs that have every property."""
+    test = dm.data.splits["test"]
+    table = torch.stack([dm.data.property_values(n)[test] for n in names], dim=1)
+    table = table[~torch.isnan(table).any(1)]
+    pick = torch.randint(len(table), (count,), generator=torch.Generator().manual_seed(seed))
+    return table[pick].float()
+
+
+def _condition_errors(graphs: Any, info: Any, rows: list[dict[str, float]]) -> dict[str, Any]:
+    from graphdiff.chem import canonical_smiles, graphs_to_mols
+    from graphdiff.evaluation import condition_errors
+    from graphdiff.graph import graphs_to_networkx
+
+    if info.kind == "molecule":
+        samples = [canonical_smiles(m) if m is not None else None for m in graphs_to_mols(graphs, info)]
+        return condition_errors("molecule", samples, rows)
+    return condition_errors("graph", graphs_to_networkx(graphs, info), rows)
 
 
 def train_test_floor(dataset: str, samples: int, seed: int = 0) -> dict[str, Any]:
@@ -218,11 +257,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
 def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``previous`` with the rows of ``new`` replacing those of the same dataset, model and budget."""
     def key(row: dict[str, Any]) -> tuple[Any, ...]:
-        return row["name"], row.get("model"), float(row["minutes"]), row.get("sample_steps")
+        return row["name"], row.get("model"), float(row["minutes"]), row.get("sample_steps"), row.get("guidance")
 
     merged = {key(r): r for r in previous}
     merged.update({key(r): r for r in new})
-    return sorted(merged.values(), key=lambda r: (r["name"], float(r["minutes"]), r.get("sample_steps") or 0))
+    return sorted(merged.values(), key=lambda r: (r["name"], float(r["minutes"]), r.get("sample_steps") or 0,
+                                                  r.get("guidance") or 0))
 
 
 def render(rows: list[dict[str, Any]]) -> str:
@@ -241,7 +281,8 @@ def render(rows: list[dict[str, Any]]) -> str:
                          f"{_run(r)} |")
             continue
         lines.append(f"| {r['name']} | {r['model']} | {r['minutes']} min ({r['train_s']:.0f} s) | {r['steps']} "
-                     f"({r['epochs']} epochs) | {r['samples']} ({r['sample_steps'] or 'T'}, {r['sample_s']:.0f} s) | "
+                     f"({r['epochs']} epochs) | {r['samples']} ({r['sample_steps'] or 'T'}, {r['sample_s']:.0f} s"
+                     f"{_guidance(r)}) | "
                      f"{metrics} | {published} | {_run(r)} |")
     runs = sorted({(r.get("command", "?"), r.get("machine", "?")) for r in rows})
     lines.append("\nFractions in percent; MMDs squared (graph datasets use their protocol: SPECTRE for comm20, "
@@ -266,13 +307,13 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines: dict[tuple[str, str, Any], list[tuple[float, float]]] = {}
+    lines: dict[tuple[str, str, Any, Any], list[tuple[float, float]]] = {}
     for r in rows:
         dataset = r["name"].removeprefix("gdss_").removeprefix("flow_")
         metric = CURVE_METRIC.get(dataset)
         if "error" in r or metric not in r.get("metrics", {}):
             continue
-        lines.setdefault((r["name"], r["model"], r.get("sample_steps")), []).append(
+        lines.setdefault((r["name"], r["model"], r.get("sample_steps"), r.get("guidance")), []).append(
             (float(r["minutes"]), r["metrics"][metric]))
     lines = {k: sorted(v) for k, v in lines.items() if len(v) >= 2}
     datasets = sorted({k[0].removeprefix("gdss_").removeprefix("flow_") for k in lines})
@@ -281,11 +322,11 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         metric = CURVE_METRIC[dataset]
-        for (name, model, steps), points in lines.items():
+        for (name, model, steps, scale), points in lines.items():
             if name.removeprefix("gdss_").removeprefix("flow_") == dataset:
                 xs, ys = zip(*points)
                 ax.plot(xs, [100 * y if metric == "validity" else y for y in ys], marker="o",
-                        label=f"{name}: {model}, {steps or 'T'} steps")
+                        label=f"{name}: {model}, {steps or 'T'} steps" + _guidance({"guidance": scale}))
         ax.set(xlabel="training minutes", ylabel=f"{metric} (%)" if metric == "validity" else f"{metric} MMD²",
                title=dataset)
         ax.grid(alpha=0.3)
@@ -299,6 +340,10 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
     return datasets
+
+
+def _guidance(row: dict[str, Any]) -> str:
+    return f", guidance {row['guidance']:g}" if row.get("guidance") is not None else ""
 
 
 def _run(row: dict[str, Any]) -> str:
@@ -345,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also evaluate the weights after these many minutes of the run (a quality curve)")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
                         help="Lightning training precision")
+    parser.add_argument("--conditions", nargs="+", default=None,
+                        help="train conditional models on these properties (e.g. qed logp); targets are drawn from "
+                             "the test split, the error to them is reported per guidance scale")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 2.0],
+                        help="classifier-free guidance scales sampled with --conditions (0: the unconditional "
+                             "baseline)")
     parser.add_argument("--output-dir", default="outputs/quality")
     parser.add_argument("--doc", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
     parser.add_argument("--curves", default=str(CURVES), help="PNG of quality against training minutes")
@@ -368,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.floor_only:
                 recipe = "published" if args.published_sizes else args.recipe
                 new += train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
-                                          recipe, args.milestones, precision=args.precision)
+                                          recipe, args.milestones, precision=args.precision,
+                                          conditions=args.conditions, guidance=args.guidance)
         except Exception as exc:  # noqa: BLE001 — report and go on with the other datasets
             new = [{"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
         for row in new:

@@ -237,6 +237,24 @@ def render(results: dict[str, Any]) -> str:
                             r["ms"]["bf16-mixed"], f"{r['speedup']:.2f}x", r["loss"]["float32"],
                             r["loss"]["bf16-mixed"]] for r in pc]))
 
+    co = results.get("compile", {}).get("value")
+    if co:
+        out.append("\n### torch.compile (`--model.compile true`)\n")
+        out.append("The denoiser eagerly and compiled (`graphdiff.compile.compile_network`), two copies of one model "
+                   "on one batch, alternating (medians; ratio within one run): a no-grad forward in eval mode "
+                   "(validation, sampling) and a whole training step (noise, features, forward, loss, backward, "
+                   "AdamW). Compile s: the first compiled call minus a steady one, with an empty inductor cache; it "
+                   "is paid again for each new mode and, once, when the batch shape first changes.\n")
+        rows = []
+        for r in co:
+            for phase, label in (("forward", "forward (no grad)"), ("step", "training step")):
+                ph = r[phase]
+                rows.append([r["setup"], str(r["batch_size"]), str(r["threads"]), label, ph["ms"]["eager"],
+                             ph["ms"]["compiled"], f"{ph['speedup']:.2f}x", ph["compile_s"],
+                             "fell back to eager" if r["fell_back"] else r["backend"]])
+        out.append(_table(["config", "batch", "threads", "what", "eager ms", "compiled ms", "speed-up",
+                           "compile s", "backend"], rows))
+
     sa = results.get("sampling", {}).get("value")
     if sa:
         out.append("\n### Sampling (DiGress and DeFoG, untrained weights — speed only)\n")

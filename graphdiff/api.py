@@ -114,6 +114,7 @@ def fit(
     ema_decay: float | None = 0.999,
     name: str = "custom",
     family: str = "discrete",
+    conditions: Sequence[str] | None = None,
     **model_args: Any,
 ) -> GenerativeModel:
     """Train a model of any family on your own molecules or graphs in one call.
@@ -129,7 +130,10 @@ def fit(
         name: file name used for a list given as ``data``.
         family: the model family (``discrete``: :class:`~graphdiff.lit.DiscreteDiffusionModel`, ``sde``:
             :class:`~graphdiff.lit.ScoreSDEModel`, or any registered one, see :func:`graphdiff.lit.model_families`).
-        **model_args: arguments of the family's model class (``T``, ``model``, ``lr``, ...).
+        conditions: graph-level properties to condition on (a conditional model, see ``docs/conditioning.md``):
+            columns of a CSV / JSON file, RDKit descriptors (``qed``, ``logp``, ...) or graph statistics.
+        **model_args: arguments of the family's model class (``T``, ``model``, ``lr``, ``condition_dropout``,
+            ...).
 
     Returns:
         The trained model (EMA weights when enabled); its checkpoint is in ``output_dir/checkpoints/last.ckpt``.
@@ -165,7 +169,8 @@ def fit(
             options["node_attr"] = "type"
         if all(all("type" in d for *_, d in g.edges(data=True)) for g in graphs):
             options["edge_attr"] = "type"
-    datamodule = GraphDataModule(str(path), root=str(out / "data"), batch_size=batch_size, options=options)
+    datamodule = GraphDataModule(str(path), root=str(out / "data"), batch_size=batch_size, options=options,
+                                 conditions=list(conditions) if conditions is not None else None)
     try:
         model = model_class(dataset_info=datamodule.dataset_info, **model_args)
     except TypeError as exc:

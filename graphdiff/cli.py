@@ -122,7 +122,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 def _sample_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="generate graphs from a checkpoint")
     p.add_argument("--ckpt_path", required=True, help="a checkpoint written by `graphdiff fit`")
-    p.add_argument("--num_samples", type=_positive_int, default=64)
+    p.add_argument("--num_samples", type=_positive_int, default=None, help="graphs to generate (default 64)")
     p.add_argument("--output", required=True,
                    help="output file: .smi/.txt/.sdf (molecules), .npz, .json, .graphml")
     p.add_argument("--steps", type=_positive_int, default=None, help="reverse steps (default: the model's T)")
@@ -133,6 +133,14 @@ def _sample_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--image", default=None, help="also write a PNG grid of the first samples")
     p.add_argument("--chain", default=None, help="also write a PNG strip of one denoising chain")
+    p.add_argument("--condition", default=None, metavar="NAME=VALUE,...",
+                   help="targets of a conditional model for every graph, e.g. qed=0.9,logp=2.5")
+    p.add_argument("--conditions", default=None, metavar="FILE",
+                   help="a CSV of targets, one row per graph, a column per property (empty: no target); "
+                        "--num_samples defaults to its row count")
+    p.add_argument("--guidance", default=None, metavar="SCALE",
+                   help="classifier-free guidance scale (0 unconditional, 1 conditional, >1 guided), or one per "
+                        "property, e.g. qed=2,logp=1")
 
 
 def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -149,6 +157,9 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    help="report mean and std over this many folds of the samples")
     p.add_argument("--root", default=None, help="dataset root (default $GRAPHDIFF_ROOT or ./data)")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--condition", default=None, metavar="NAME=VALUE,...",
+                   help="the targets the samples were generated for: adds the error of each computable property")
+    p.add_argument("--conditions", default=None, metavar="FILE", help="the same, one target row per sample (CSV)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -159,13 +170,25 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, (".json",), inputs=(args.samples, args.reference, args.train))
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    targets = _targets(args)
     result = evaluate_files(args.samples, args.reference, train=args.train, protocol=args.protocol,
-                            kind=args.kind, metrics=metrics, folds=args.folds, root=args.root)
+                            kind=args.kind, metrics=metrics, folds=args.folds, root=args.root, targets=targets)
     print(format_metrics(result))
     if args.output:
         write_or_rescue(lambda path: write_json(path, result), args.output, "the metrics")
         print(f"wrote {args.output}")
     return 0
+
+
+def _targets(args: argparse.Namespace) -> list[dict[str, float]] | None:
+    """The targets of ``--condition`` (one row) or ``--conditions FILE`` (a row per graph), or ``None``."""
+    from graphdiff.conditioning import parse_condition, read_condition_file
+
+    if args.condition is not None and args.conditions is not None:
+        raise ConfigError("give --condition (one target for every graph) or --conditions FILE, not both")
+    if args.condition is not None:
+        return [parse_condition(args.condition)]
+    return read_condition_file(args.conditions) if args.conditions is not None else None
 
 
 def format_metrics(result: dict) -> str:
@@ -295,6 +318,7 @@ def _verbosity_options(parser: argparse.ArgumentParser, default: Any) -> None:
 
 def _run_sample(args: argparse.Namespace) -> int:
     from graphdiff.api import load_model
+    from graphdiff.conditioning import parse_guidance
     from graphdiff.outputs import check_output_path, same_file, write_or_rescue
     from graphdiff.pictures import IMAGE_SUFFIXES
     from graphdiff.sample_files import SAMPLE_SUFFIXES, check_sample_suffix, write_samples
@@ -308,11 +332,21 @@ def _run_sample(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--{option} {path}: is also the --output file; give another name")
     if args.image and args.chain and same_file(args.image, args.chain):
         raise ConfigError(f"--image and --chain are the same file {args.image}; give two names")
+    targets = _targets(args)
+    condition = targets[0] if targets is not None and args.condition is not None else targets
+    if args.conditions is not None and args.num_samples is None:
+        args.num_samples = len(targets)
+    if args.num_samples is None:
+        args.num_samples = 64
+    guidance = parse_guidance(args.guidance) if args.guidance is not None else None
     model = load_model(args.ckpt_path, device=args.device)
     check_sample_suffix(args.output, model.info)
     model.sampling_plan(args.num_samples, args.steps, args.seed, args.num_nodes, args.batch_size)  # before any work
+    model.encode_targets(condition, args.num_samples)
+    model.guided_network(guidance)
     graphs = model.generate(args.num_samples, steps=args.steps, seed=args.seed, num_nodes=args.num_nodes,
-                            batch_size=args.batch_size, progress=sys.stderr.isatty())
+                            batch_size=args.batch_size, progress=sys.stderr.isatty(), condition=condition,
+                            guidance=guidance)
     counts = write_or_rescue(lambda path: write_samples(path, graphs, model.info), args.output,
                              f"the {len(graphs)} samples")
     msg = f"wrote {counts['written']} graphs to {args.output}"

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from graphdiff.datasets.registry import GraphDataset
 from graphdiff.errors import ConfigError, DataError
@@ -150,6 +153,7 @@ def evaluate_files(
     metrics: Iterable[str] | None = None,
     folds: int = 1,
     root: str | None = None,
+    targets: Sequence[Mapping[str, float]] | None = None,
 ) -> dict:
     """What ``graphdiff evaluate`` computes: metrics of a samples file against a dataset split or a file.
 
@@ -161,6 +165,8 @@ def evaluate_files(
         kind: validity test for graphs (``planar``, ``sbm``, ``tree``; default: the dataset's).
         metrics: restrict to these metrics.
         folds: ``> 1`` reports ``{metric: {"mean", "std"}}`` over that many folds of the samples.
+        targets: the targets the samples were generated for (one row, or one per sample): adds
+            :func:`condition_errors`.
     """
     from graphdiff.metrics.evaluate import GraphEvaluator, evaluate_folds
     from graphdiff.metrics.molecules import MoleculeEvaluator
@@ -188,7 +194,79 @@ def evaluate_files(
         evaluator = GraphEvaluator(ref_items, train_items, protocol=protocol or default_protocol,
                                    kind=kind or default_kind, metrics=metrics)
     result = evaluate_folds(generated, evaluator, n_folds=folds) if folds > 1 else evaluator(generated)
-    return explain_undefined(result, sample_kind, generated)
+    result = explain_undefined(result, sample_kind, generated)
+    if targets is not None:
+        errors = condition_errors(sample_kind, generated, targets)
+        reasons = {**result.pop(UNDEFINED_KEY, {}), **errors.pop(UNDEFINED_KEY, {})}
+        result.update(errors)
+        if reasons:
+            result[UNDEFINED_KEY] = reasons
+    return result
+
+
+def condition_errors(kind: str, samples: Sequence, targets: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """How close generated samples are to the targets they were generated for.
+
+    For every property with a target that can be computed from the structure (RDKit descriptors of molecules,
+    graph statistics; :mod:`graphdiff.descriptors`), ``mae/<name>``: the mean absolute error between each sample's
+    exact value and its target, over the samples that have both (invalid molecules have no value), and
+    ``scored/<name>``: how many samples that is. A property that cannot be computed from the structure (QM9's DFT
+    properties) is ``None`` with the reason under :data:`UNDEFINED_KEY`.
+
+    Args:
+        kind: ``"molecule"`` (``samples`` are SMILES or ``None``) or ``"graph"`` (networkx graphs).
+        samples: as :func:`read_samples` returns them.
+        targets: one ``{property: target}`` per sample, or a single one for all.
+
+    Raises:
+        ConfigError: a number of target rows that is neither 1 nor the number of samples.
+    """
+    import networkx as nx
+
+    from graphdiff.descriptors import GRAPH_PROPERTIES, MOLECULE_PROPERTIES, molecule_property
+
+    if len(targets) == 1:
+        targets = list(targets) * len(samples)
+    if len(targets) != len(samples):
+        raise ConfigError(f"{len(targets)} target rows for {len(samples)} samples: give one row, or one per sample")
+    names = sorted({name for row in targets for name in row})
+    result: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    mols = None
+    for name in names:
+        if name in GRAPH_PROPERTIES and kind == "graph":
+            graphs = [g if isinstance(g, nx.Graph) else nx.Graph() for g in samples]
+            n = torch.tensor([g.number_of_nodes() for g in graphs], dtype=torch.float64)
+            m = torch.tensor([g.number_of_edges() for g in graphs], dtype=torch.float64)
+            pairs = (n * (n - 1) / 2).clamp(min=1)
+            values = {"num_nodes": n, "num_edges": m, "density": m / pairs}[name]
+        elif name in MOLECULE_PROPERTIES and kind == "molecule":
+            if mols is None:
+                from graphdiff.chem import smiles_to_mol
+
+                mols = [smiles_to_mol(s) if s else None for s in samples]
+            values = molecule_property(name, mols)
+        elif name in ("num_nodes", "num_edges") and kind == "molecule":
+            from graphdiff.chem import smiles_to_mol
+
+            mols = mols if mols is not None else [smiles_to_mol(s) if s else None for s in samples]
+            values = torch.tensor([float("nan") if mol is None else float(
+                mol.GetNumHeavyAtoms() if name == "num_nodes" else mol.GetNumBonds()) for mol in mols],
+                dtype=torch.float64)
+        else:
+            result[f"mae/{name}"] = None
+            reasons[f"mae/{name}"] = (f"{name} is not computable from the structure (a dataset column; score it "
+                                      "with an oracle regressor)")
+            continue
+        target = torch.tensor([float(row.get(name, float("nan"))) for row in targets], dtype=torch.float64)
+        both = ~torch.isnan(values) & ~torch.isnan(target)
+        result[f"scored/{name}"] = int(both.sum())
+        result[f"mae/{name}"] = float((values[both] - target[both]).abs().mean()) if both.any() else None
+        if not both.any():
+            reasons[f"mae/{name}"] = "no valid sample with a target"
+    if reasons:
+        result[UNDEFINED_KEY] = reasons
+    return result
 
 
 #: Key of the metrics dict that says why a metric is ``None``.

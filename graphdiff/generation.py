@@ -44,8 +44,10 @@ class GraphSampler(abc.ABC):
         """Reverse steps from the prior to the sample."""
 
     @abc.abstractmethod
-    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None) -> Any:
-        """The initial state for ``node_mask [B, n]`` (bool): noise drawn from the family's prior."""
+    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None,
+              condition: Tensor | None = None) -> Any:
+        """The initial state for ``node_mask [B, n]`` (bool): noise drawn from the family's prior; a conditional
+        model's encoded condition ``[B, C]`` (:mod:`graphdiff.conditioning`) stays with the state for every step."""
 
     @abc.abstractmethod
     def step(self, state: Any, k: int, generator: torch.Generator | None = None) -> Any:
@@ -205,8 +207,9 @@ def sample_graph(
 
 
 def run_sampler(sampler: GraphSampler, node_mask: Tensor, generator: torch.Generator | None = None,
-                frames: int = 0) -> tuple[DenseGraph, list[tuple[str, DenseGraph]]]:
-    """Run one batch from the prior to the decoded sample.
+                frames: int = 0, condition: Tensor | None = None) -> tuple[DenseGraph, list[tuple[str, DenseGraph]]]:
+    """Run one batch from the prior to the decoded sample (``condition [B, C]``: a conditional model's encoded
+    condition).
 
     Returns:
         ``(one-hot DenseGraph [B, n, ...], [(caption, snapshot)] at the steps of :func:`snapshot_steps`)``.
@@ -214,7 +217,8 @@ def run_sampler(sampler: GraphSampler, node_mask: Tensor, generator: torch.Gener
     keep = set(snapshot_steps(sampler.num_steps, frames))
     chain: list[tuple[str, DenseGraph]] = []
     with torch.no_grad():
-        state = sampler.prior(node_mask, generator)
+        state = sampler.prior(node_mask, generator) if condition is None else sampler.prior(node_mask, generator,
+                                                                                            condition)
         for k in range(sampler.num_steps + 1):
             if k in keep and k < sampler.num_steps:
                 chain.append((sampler.label(k), sampler.decode(state)))
@@ -228,7 +232,7 @@ def run_sampler(sampler: GraphSampler, node_mask: Tensor, generator: torch.Gener
 
 def generate(sampler: GraphSampler, num_nodes: Tensor, batch_size: int,
              device: torch.device | str = "cpu", seed: int | None = None, progress: bool | None = None,
-             frames: int = 0) -> Generation:
+             frames: int = 0, conditions: Tensor | None = None) -> Generation:
     """Sample one graph per entry of ``num_nodes``, in batches of at most ``batch_size`` graphs of similar sizes.
 
     Args:
@@ -240,6 +244,7 @@ def generate(sampler: GraphSampler, num_nodes: Tensor, batch_size: int,
         progress: show a progress bar over batches (``None``: when stderr is a terminal, see
             :func:`graphdiff.log.progress_enabled`).
         frames: record this many snapshots of every chain (see :class:`Generation`).
+        conditions: ``[N, C]`` encoded condition of each graph, for a conditional model.
     """
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     order = torch.argsort(num_nodes, descending=True, stable=True)
@@ -248,7 +253,8 @@ def generate(sampler: GraphSampler, num_nodes: Tensor, batch_size: int,
     frame_parts: list[list[tuple[str, GraphList]]] = []
     for chunk in progress_bar(chunks, desc="sampling", unit="batch", enabled=progress):
         node_mask = node_mask_from_counts(num_nodes[chunk], device)
-        graph, chain = run_sampler(sampler, node_mask, generator, frames)
+        condition = None if conditions is None else conditions[chunk].to(device)
+        graph, chain = run_sampler(sampler, node_mask, generator, frames, condition)
         parts.append(GraphList.from_dense(graph.to("cpu")))
         frame_parts.append([(label, GraphList.from_dense(g.to("cpu"))) for label, g in chain])
     back = torch.argsort(order)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from graphdiff.conditioning import Conditioning
 from graphdiff.storage import GraphList
 
 Kind = Literal["graph", "molecule"]
@@ -36,6 +37,8 @@ class DatasetInfo:
         options: settings the data was processed with (kekulize, explicit hydrogens, ...).
         source: ``{"file": ..., "sha256": ...}`` or the generator and its settings.
         skipped: counts of rows dropped while processing, with reasons and first line numbers.
+        conditions: the graph-level properties a model is conditioned on, with their training statistics
+            (:meth:`graphdiff.conditioning.Conditioning.to_list`); empty for unconditional data.
     """
 
     name: str
@@ -52,6 +55,7 @@ class DatasetInfo:
     options: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, Any] = field(default_factory=dict)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def num_node_types(self) -> int:
@@ -60,6 +64,11 @@ class DatasetInfo:
     @property
     def num_edge_types(self) -> int:
         return len(self.edge_types)
+
+    @property
+    def conditioning(self) -> Conditioning:
+        """The :class:`~graphdiff.conditioning.Conditioning` of :attr:`conditions` (no properties: unconditional)."""
+        return Conditioning.from_list(self.conditions)
 
     def node_count_distribution(self) -> Tensor:
         """``[max_nodes + 1]`` probabilities of each node count (training split)."""

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GRAPHDIFF_DATA_DIR", str(REPO.parent / "shared" / "data"))
@@ -26,6 +27,15 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "data"
     monkeypatch.setenv("GRAPHDIFF_ROOT", str(root))
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (batched eigh is 10-50x slower with 2 threads on a loaded 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -91,6 +91,13 @@ def test_quality_rows_accumulate_across_runs():
         ("comm20", 30, 0.1), ("qm9", 30, 0.6), ("qm9", 120, 0.9)]
     table = quality.render(later)
     assert "validity 60.0" in table and "validity 90.0" in table and "`run 120`" in table
+    # conditional rows: one per guidance scale, none replacing another
+    guided = [{**row("qm9", 30, 0.8), "guidance": g, "metrics": {"validity": 0.8, "mae/qed": 0.1 / (1 + g)}}
+              for g in (0.0, 2.0)]
+    both = quality.merge_rows(later, guided)
+    assert len(both) == len(later) + 2
+    table = quality.render(both)
+    assert "guidance 0)" in table and "guidance 2)" in table and "mae/qed 0.03333" in table
 
 
 def test_quality_gdss_rows_train_with_the_shipped_published_config(data_root):
@@ -159,3 +166,14 @@ def test_floor_row_is_training_graphs_against_the_test_split(data_root):
     assert row == quality.train_test_floor("comm20", 6)  # seeded draw
     table = quality.render([{**row, "command": "c", "machine": "m", "date": "d"}])
     assert "| comm20 | training graphs (floor) | – | – | 6 training graphs |" in table
+
+
+def test_compile_rows_render():
+    phase = {"first_ms": {"eager": 270.0, "compiled": 4600.0}, "ms": {"eager": 256.0, "compiled": 200.0},
+             "speedup": 1.28, "compile_s": 4.4}
+    row = {"setup": "planar", "batch_size": 16, "threads": 2, "backend": "inductor", "fell_back": False,
+           "forward": phase, "step": {**phase, "compile_s": 61.0}}
+    text = report.render({"compile": {"value": [row, {**row, "setup": "qm9", "fell_back": True}]}})
+    assert "### torch.compile (`--model.compile true`)" in text
+    assert "| planar | 16 | 2 | forward (no grad) | 256" in text and "1.28x" in text
+    assert "| qm9 | 16 | 2 | training step |" in text and "fell back to eager" in text

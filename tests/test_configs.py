@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from graphdiff.cli import main
+from graphdiff.configs import resolve_config
 from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
 from graphdiff.lightning_cli import GraphDiffCLI, run_lightning
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 DISCRETE = REPO / "configs" / "discrete"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 RECIPES = REPO / "configs" / "recipes"
+CONDITIONAL = REPO / "configs" / "conditional"
 
 # The reference never passes dim_ffy to its layers, whose default is 2048: every published model ran with it.
 REF_FFY = 2048
@@ -233,8 +235,8 @@ def _missing_keys(given: Any, resolved: Any, where: str = "") -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("path", [*sorted(DISCRETE.glob("*.yaml")), QUICKSTART, *sorted(RECIPES.glob("*.yaml"))],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [*sorted(DISCRETE.glob("*.yaml")), QUICKSTART, *sorted(RECIPES.glob("*.yaml")),
+                                  *sorted(CONDITIONAL.glob("*.yaml"))], ids=lambda p: p.stem)
 def test_config_parses_through_the_cli(path: Path) -> None:
     given = yaml.safe_load(path.read_text())
     printed = printed_config(path)
@@ -378,3 +380,14 @@ def test_cpu_recipe_is_the_benchmarked_wide4_model() -> None:
     assert given["data"]["batch_size"] == wide4["batch_size"] and init["T"] == 500
     assert given["trainer"]["gradient_clip_val"] == 1.0
     assert given["trainer"]["callbacks"][0]["init_args"]["decay"] == 0.999
+
+
+@pytest.mark.parametrize("path", sorted(CONDITIONAL.glob("*.yaml")), ids=lambda p: p.stem)
+def test_conditional_configs_name_their_conditions(path: Path) -> None:
+    """Each conditional config trains with conditions and condition dropout, and says how to sample from it."""
+    config = yaml.safe_load(path.read_text())
+    assert config["data"]["conditions"], path.stem
+    assert 0 < config["model"]["init_args"]["condition_dropout"] < 1
+    header = path.read_text().split("\nseed_everything")[0]
+    assert f"graphdiff fit --config conditional/{path.stem}" in header and "--condition " in header
+    assert resolve_config(f"conditional/{path.stem}").resolve() == path.resolve()

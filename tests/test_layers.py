@@ -15,9 +15,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphdiff"
 LAYERS: dict[str, int] = {
     # 0 core types and file helpers
     "__init__": 0, "errors": 0, "log": 0, "types": 0, "storage": 0, "info": 0, "io": 0, "outputs": 0, "configs": 0,
-    "runtime": 0,
+    "runtime": 0, "conditioning": 0, "compile": 0,
     # 1 conversions and the generation contract
-    "graph": 1, "chem": 1, "generation": 1,
+    "graph": 1, "chem": 1, "generation": 1, "descriptors": 1,
     # 2 the math of each family, networks, metrics, and data
     "diffusion": 2, "sde": 2, "flow": 2, "models": 2, "metrics": 2, "datasets": 2,
     # 3 what combines them: evaluation, pictures, files of samples, the Lightning layer

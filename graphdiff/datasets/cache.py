@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,8 +35,10 @@ except ImportError:  # not POSIX: caches are built without a lock
 
 log = get_logger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: graphs.pt holds the graph-level properties
 CACHE_FILES = ("graphs.pt", "splits.json", "smiles.json", "info.json")
+#: Sub-folder of the processed cache holding properties computed from its graphs (RDKit descriptors).
+COMPUTED_PROPERTIES = "properties"
 
 
 def build_or_load(
@@ -73,12 +76,14 @@ def build_or_load(
         with _cache_lock(processed, name, exclusive=False):
             cached = _load_matching(processed, wanted)
         if cached is not None:
+            cached.cache_dir = processed
             return cached
     _make_writable_dir(processed, root)
     with _cache_lock(processed, name, exclusive=True) as waited:
         if waited and not rebuild:  # another process held the cache: it may have built just this
             cached = _load_matching(processed, wanted)
             if cached is not None:
+                cached.cache_dir = processed
                 return cached
         built = builder(ctx)
         dataset = _finalise(name, kind, built, options)
@@ -89,6 +94,7 @@ def build_or_load(
                 f"{name}: cannot save the processed dataset in {processed} ({exc.strerror or exc}); "
                 "free space there or pass another root= / --root / data.root"
             ) from None
+        dataset.cache_dir = processed
     return dataset
 
 
@@ -162,7 +168,8 @@ def _finalise(name: str, kind: Kind, built: BuiltDataset, options: dict[str, Any
         skipped=built.skipped,
         **stats,
     )
-    return GraphDataset(built.graphs, {k: v.long() for k, v in built.splits.items()}, info, built.smiles)
+    return GraphDataset(built.graphs, {k: v.long() for k, v in built.splits.items()}, info, built.smiles,
+                        properties=dict(built.properties))
 
 
 def _save(dataset: GraphDataset, processed: Path) -> None:
@@ -171,7 +178,9 @@ def _save(dataset: GraphDataset, processed: Path) -> None:
         remove_stale_temp_files(processed / file)
     # info.json marks a complete cache: absent while the other files change.
     (processed / "info.json").unlink(missing_ok=True)
-    torch_save({"version": FORMAT_VERSION, "graphs": dataset.graphs.state_dict()}, processed / "graphs.pt")
+    shutil.rmtree(processed / COMPUTED_PROPERTIES, ignore_errors=True)  # computed from the graphs being replaced
+    torch_save({"version": FORMAT_VERSION, "graphs": dataset.graphs.state_dict(),
+                "properties": dict(dataset.properties)}, processed / "graphs.pt")
     write_json(processed / "splits.json", {k: v.tolist() for k, v in dataset.splits.items()})
     if dataset.smiles is not None:
         write_json(processed / "smiles.json", dataset.smiles)
@@ -218,14 +227,14 @@ def _load_cached(processed: Path, options: dict[str, Any]) -> GraphDataset | Non
     _check_info(info)
     if _source_changed(info):
         return None
-    graphs = _read_graphs(processed / "graphs.pt", info)
+    graphs, properties = _read_graphs(processed / "graphs.pt", info)
     splits = _read_splits(processed / "splits.json", len(graphs), info)
     smiles = None
     if info.kind == "molecule":
         smiles = _read_json(processed / "smiles.json")
         if not isinstance(smiles, list) or len(smiles) != len(graphs) or not set(map(type, smiles)) <= {str}:
             raise _DamagedCache(f"smiles.json: expected a list of {len(graphs)} SMILES strings")
-    return GraphDataset(graphs, splits, info, smiles)
+    return GraphDataset(graphs, splits, info, smiles, properties=properties)
 
 
 def _read_json(path: Path) -> Any:
@@ -275,8 +284,9 @@ _GRAPH_TENSORS = {"node_types": 1, "node_ptr": 1, "edge_index": 2, "edge_types":
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
-def _read_graphs(path: Path, info: DatasetInfo) -> GraphList:
-    """``graphs.pt`` as a :class:`GraphList`, checked for shape, offsets and class ranges against ``info``."""
+def _read_graphs(path: Path, info: DatasetInfo) -> tuple[GraphList, dict[str, Tensor]]:
+    """``graphs.pt`` as a :class:`GraphList`, checked for shape, offsets and class ranges against ``info``, and the
+    graph-level properties (one float tensor per graph each)."""
     try:
         blob = torch.load(path, weights_only=True)
     except FileNotFoundError:
@@ -294,7 +304,12 @@ def _read_graphs(path: Path, info: DatasetInfo) -> GraphList:
     reason = _graph_list_problem(graphs, info)
     if reason:
         raise _DamagedCache(f"graphs.pt: {reason}")
-    return graphs
+    properties = blob.get("properties", {})
+    if not isinstance(properties, dict) or not all(
+            isinstance(k, str) and isinstance(v, Tensor) and v.is_floating_point() and v.shape == (len(graphs),)
+            for k, v in properties.items()):
+        raise _DamagedCache(f"graphs.pt: properties are not {len(graphs)} floats per name")
+    return graphs, properties
 
 
 def _graph_list_problem(g: GraphList, info: DatasetInfo) -> str | None:

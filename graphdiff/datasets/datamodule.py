@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from graphdiff.conditioning import Conditioning, PropertyKind
 from graphdiff.datasets.dataset import GraphDataset
 from graphdiff.datasets.registry import dataset_root
 from graphdiff.datasets.sources import default_root
 from graphdiff.datasets.user_files import looks_like_path, open_dataset
+from graphdiff.descriptors import CATEGORICAL_BY_DEFAULT
 from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
 from graphdiff.storage import GraphList
@@ -34,15 +40,46 @@ class _Indices(Dataset):
 
 
 class DenseCollater:
-    """Collate a list of graph indices of a :class:`GraphList` into a :class:`DenseGraph`."""
+    """Collate a list of graph indices of a :class:`GraphList` into a :class:`DenseGraph`.
 
-    def __init__(self, graphs: GraphList, num_node_types: int, num_edge_types: int) -> None:
+    With ``properties [G, P]`` (the graphs' condition values, ``NaN`` = missing), the batch's ``y [B, P]`` holds the
+    rows of its graphs; otherwise ``y`` is ``[B, 0]``.
+    """
+
+    def __init__(self, graphs: GraphList, num_node_types: int, num_edge_types: int,
+                 properties: Tensor | None = None) -> None:
         self.graphs = graphs
         self.dx = num_node_types
         self.de = num_edge_types
+        self.properties = properties
 
     def __call__(self, indices: list[int]) -> DenseGraph:
-        return self.graphs.to_dense(indices, self.dx, self.de)
+        batch = self.graphs.to_dense(indices, self.dx, self.de)
+        if self.properties is None:
+            return batch
+        return DenseGraph(batch.X, batch.E, self.properties[torch.as_tensor(indices, dtype=torch.long)],
+                          batch.node_mask)
+
+
+def parse_condition_names(conditions: Sequence[str] | str | None) -> dict[str, PropertyKind]:
+    """``["qed", "num_blocks:categorical"]`` -> ``{"qed": "numeric", "num_blocks": "categorical"}`` (a property
+    without a kind is numeric unless :data:`~graphdiff.descriptors.CATEGORICAL_BY_DEFAULT` names it)."""
+    if conditions is None:
+        return {}
+    if isinstance(conditions, str):
+        conditions = [c for c in conditions.split(",") if c.strip()]
+    out: dict[str, PropertyKind] = {}
+    for entry in conditions:
+        if not isinstance(entry, str) or not entry.strip():
+            raise ConfigError(f"data.conditions: {entry!r} is not a property name")
+        name, _, kind = entry.strip().partition(":")
+        kind = kind or ("categorical" if name in CATEGORICAL_BY_DEFAULT else "numeric")
+        if kind not in ("numeric", "categorical"):
+            raise ConfigError(f"data.conditions: {entry!r}: the kind after ':' must be numeric or categorical")
+        if name in out:
+            raise ConfigError(f"data.conditions: {name!r} is listed twice")
+        out[name] = kind  # type: ignore[assignment]
+    return out
 
 
 def _is_int(value: Any, minimum: int) -> bool:
@@ -61,6 +98,10 @@ class GraphDataModule(pl.LightningDataModule):
         eval_batch_size: graphs per validation/test batch (default: ``batch_size``).
         num_workers: DataLoader worker processes.
         options: dataset options, e.g. ``{"max_nodes": 40}`` or ``{"column": "smiles"}``.
+        conditions: graph-level properties to condition a model on (``["qed", "logp"]``, ``["mu", "homo"]``): a
+            column of the dataset (QM9's DFT properties, a CSV's numeric columns), an RDKit descriptor or a graph
+            statistic (:mod:`graphdiff.descriptors`); ``name:categorical`` / ``name:numeric`` sets how it is
+            encoded. Their training statistics go into :attr:`info` (and so into checkpoints).
 
     Raises:
         ConfigError: at construction, for no data, a batch size or ``eval_batch_size`` below 1, a negative
@@ -76,6 +117,7 @@ class GraphDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         options: dict[str, Any] | None = None,
+        conditions: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -99,7 +141,9 @@ class GraphDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.options = dict(options or {})
+        self.conditions = parse_condition_names(conditions)
         self._data: GraphDataset | None = None
+        self._info: DatasetInfo | None = None
 
     @property
     def data(self) -> GraphDataset:
@@ -110,7 +154,20 @@ class GraphDataModule(pl.LightningDataModule):
 
     @property
     def info(self) -> DatasetInfo:
-        return self.data.info
+        """The dataset's info; with :attr:`conditions`, its ``conditions`` hold their training statistics."""
+        if self._info is None:
+            info = self.data.info
+            if self.conditions:
+                train = self.data.splits["train"] if "train" in self.data.splits else slice(None)
+                values = self._property_table()[train]
+                conditioning = Conditioning.from_values(list(self.conditions), values, self.conditions)
+                info = dataclasses.replace(info, conditions=conditioning.to_list())
+            self._info = info
+        return self._info
+
+    def _property_table(self) -> Tensor:
+        """``[G, P]`` values of :attr:`conditions` for every graph of the dataset."""
+        return torch.stack([self.data.property_values(name) for name in self.conditions], dim=1)
 
     @property
     def dataset_info(self) -> dict[str, Any]:
@@ -138,12 +195,13 @@ class GraphDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
         graphs = self.data.split(split)
         info = self.info
+        properties = self._property_table()[self.data.splits[split]].float() if self.conditions else None
         return DataLoader(
             _Indices(len(graphs)),
             batch_size=batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            collate_fn=DenseCollater(graphs, info.num_node_types, info.num_edge_types),
+            collate_fn=DenseCollater(graphs, info.num_node_types, info.num_edge_types, properties),
             persistent_workers=self.num_workers > 0,
         )
 

@@ -7,22 +7,30 @@ seeded generator into a :class:`BuiltDataset`; :func:`graphdiff.datasets.cache.b
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from rdkit import rdBase
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from graphdiff.datasets.pyg import graph_list_to_pyg
+from graphdiff.descriptors import GRAPH_PROPERTIES, computable_properties, compute_property
 from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo, Kind
+from graphdiff.io import atomic_write, read_cache_file
+from graphdiff.log import get_logger
 from graphdiff.storage import GraphList
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
+
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -41,6 +49,8 @@ class BuiltDataset:
         skipped: rows dropped, by reason: ``{"invalid_smiles": {"count": 3, "lines": [5, 17, 90]}}``.
         valencies / atom_weights: per node class, for molecules.
         smiles: canonical SMILES per graph, for molecules (novelty, FCD references).
+        properties: graph-level properties from the source (e.g. QM9's DFT properties, a CSV's numeric columns):
+            name -> ``[G]`` float64 values, ``NaN`` where missing.
     """
 
     graphs: GraphList
@@ -53,6 +63,7 @@ class BuiltDataset:
     valencies: list[int] | None = None
     atom_weights: list[float] | None = None
     smiles: list[str] | None = None
+    properties: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +97,8 @@ class GraphDataset(Dataset):
         info: vocabularies, statistics of the training split, source and skipped rows.
         smiles: canonical SMILES per graph, for molecules.
         transform: called on each item on access (e.g. a ``torch_geometric.transforms`` object).
+        properties: graph-level properties the source holds (name -> ``[G]`` float64, ``NaN`` where missing);
+            :meth:`property_values` also computes RDKit descriptors and graph statistics.
     """
 
     graphs: GraphList
@@ -93,6 +106,10 @@ class GraphDataset(Dataset):
     info: DatasetInfo
     smiles: list[str] | None = None
     transform: Callable[[Data], Data] | None = None
+    properties: dict[str, Tensor] = field(default_factory=dict)
+    _computed: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    #: the processed cache folder this dataset was read from or saved to (computed properties are kept there).
+    cache_dir: Path | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -115,6 +132,56 @@ class GraphDataset(Dataset):
             raise ConfigError(f"dataset {self.info.name} holds no molecules")
         return [self.smiles[i] for i in self._split_indices(name).tolist()]
 
+    def property_names(self) -> list[str]:
+        """Properties :meth:`property_values` gives: the source's columns, then the computable ones."""
+        computable = computable_properties(self.info.kind == "molecule")
+        return [*self.properties, *(n for n in computable if n not in self.properties)]
+
+    def property_values(self, name: str) -> Tensor:
+        """``[G]`` float64 values of property ``name`` for every graph (``NaN`` where missing): the source's column
+        of that name, else the RDKit descriptor or graph statistic (computed once per dataset object).
+
+        Raises:
+            ConfigError: no such column and nothing of that name can be computed (the message lists the names).
+        """
+        if name in self.properties:
+            return self.properties[name]
+        if name not in self._computed:
+            if name not in computable_properties(self.info.kind == "molecule"):
+                raise ConfigError(f"dataset {self.info.name} has no property {name!r}; available: "
+                                  f"{', '.join(self.property_names())}")
+            self._computed[name] = self._computed_property(name)
+        return self._computed[name]
+
+    def _computed_property(self, name: str) -> Tensor:
+        """``name`` computed from the graphs, read from / written to the cache folder when there is one (the file
+        name holds the RDKit version; rebuilding the dataset removes the folder)."""
+        path = None
+        if self.cache_dir is not None and name not in GRAPH_PROPERTIES:  # statistics are cheaper than a file
+            path = self.cache_dir / "properties" / f"{name}-rdkit{rdBase.rdkitVersion}.pt"
+
+        def read(p: Path) -> Tensor:
+            try:
+                values = torch.load(p, weights_only=True)
+            except (pickle.UnpicklingError, RuntimeError) as exc:  # truncated or foreign bytes
+                raise ValueError(str(exc).splitlines()[0]) from None
+            if not isinstance(values, Tensor) or values.shape != (len(self.graphs),):
+                raise ValueError(f"expected {len(self.graphs)} values")
+            return values
+
+        cached = read_cache_file(path, read)
+        if cached is not None:
+            return cached
+        values = compute_property(name, self.graphs, self.smiles)
+        if path is not None:
+            try:
+                path.parent.mkdir(exist_ok=True)
+                with atomic_write(path, "wb") as handle:
+                    torch.save(values, handle)
+            except OSError as exc:  # a read-only cache: the values are still used
+                log.warning("%s: cannot keep the computed property (%s)", path, exc.strerror or exc)
+        return values
+
     def subset(self, name: str) -> GraphDataset:
         """The dataset of split ``name``'s graphs (in split order), with this dataset's ``info`` and ``transform``.
 
@@ -124,7 +191,7 @@ class GraphDataset(Dataset):
         indices = self._split_indices(name)
         smiles = None if self.smiles is None else [self.smiles[i] for i in indices.tolist()]
         return GraphDataset(self.graphs.subset(indices), {name: torch.arange(indices.numel())}, self.info, smiles,
-                            self.transform)
+                            self.transform, {k: v[indices] for k, v in self.properties.items()})
 
     def _split_indices(self, name: str) -> Tensor:
         if name not in self.splits:

@@ -68,12 +68,15 @@ class ParsedGraphs:
         node_types: names of the node classes.
         edge_types: names of the edge classes, ``"none"`` first.
         self_loops: self-loops dropped while reading.
+        properties: graph-level numbers given with the graphs (JSON: the other numeric keys of each graph's
+            object), name -> ``[G]`` float64, ``NaN`` where a graph has none.
     """
 
     triples: list[Triple]
     node_types: list[str] = field(default_factory=lambda: list(UNLABELLED_NODES))
     edge_types: list[str] = field(default_factory=lambda: list(UNLABELLED_EDGES))
     self_loops: int = 0
+    properties: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def read_graph_file(
@@ -116,7 +119,8 @@ def read_graph_file(
 
 # ---------------------------------------------------------------------------------------------- JSON
 def _read_json(path: Path) -> ParsedGraphs:
-    """A JSON list of ``{"num_nodes": n, "edges": [[u, v], ...], "node_types"?: [...], "edge_types"?: [...]}``."""
+    """A JSON list of ``{"num_nodes": n, "edges": [[u, v], ...], "node_types"?: [...], "edge_types"?: [...]}``; any
+    other key with a number (``"label": 1``) is a graph-level property."""
     try:
         data = json.loads(read_file_bytes(path).decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -127,6 +131,7 @@ def _read_json(path: Path) -> ParsedGraphs:
         raise DataError(f"{path}: expected a JSON list of graphs, found {type(data).__name__}")
 
     raw = []  # (n, edges [m, 2], node labels | None, edge labels | None)
+    numbers: dict[str, dict[int, float]] = {}  # property -> {graph: value}
     for k, g in enumerate(data):
         where = f"{path}: graph {k}"
         if not isinstance(g, dict) or "num_nodes" not in g:
@@ -143,6 +148,9 @@ def _read_json(path: Path) -> ParsedGraphs:
         if etypes is not None and (not isinstance(etypes, list) or len(etypes) != len(edges)):
             raise DataError(f"{where}: 'edge_types' must be a list of {len(edges)} labels, one per edge")
         raw.append((n, edges, nodes, etypes))
+        for key, value in g.items():
+            if key not in _JSON_GRAPH_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+                numbers.setdefault(key, {})[k] = float(value)
 
     node_vocab = _label_vocab(path, [r[2] for r in raw], "node_types")
     edge_vocab = _label_vocab(path, [r[3] for r in raw], "edge_types")
@@ -158,7 +166,17 @@ def _read_json(path: Path) -> ParsedGraphs:
         _names(node_vocab, UNLABELLED_NODES),
         ["none", *_names(edge_vocab, UNLABELLED_EDGES[1:])],
         loops,
+        {key: _column(values, len(raw)) for key, values in numbers.items()},
     )
+
+
+_JSON_GRAPH_KEYS = frozenset({"num_nodes", "edges", "node_types", "edge_types"})
+
+
+def _column(values: dict[int, float], count: int) -> np.ndarray:
+    out = np.full(count, np.nan)
+    out[list(values)] = list(values.values())
+    return out
 
 
 def _edge_pairs(edges: Any) -> np.ndarray | None:

@@ -165,6 +165,7 @@ class ParsedMolecules:
         splits: dict[str, np.ndarray],
         source: dict[str, Any],
         skipped: dict[str, Any],
+        columns: dict[str, np.ndarray] | None = None,
     ) -> BuiltDataset:
         """The molecule dataset of these molecules.
 
@@ -175,6 +176,8 @@ class ParsedMolecules:
             splits: split name -> ``[k]`` molecule indices (stored sorted).
             source: the fingerprint of the files.
             skipped: every row dropped on the way, by reason.
+            columns: per-row values of the file's numeric columns (:attr:`SmilesRecords.numbers`), kept for the
+                molecules kept as the dataset's graph-level properties.
         """
         return BuiltDataset(
             graphs=self.to_graph_list(node_classes),
@@ -187,6 +190,8 @@ class ParsedMolecules:
             valencies=atoms.valencies,
             atom_weights=atoms.atom_weights,
             smiles=self.smiles,
+            properties={name: torch.as_tensor(values[self.rows], dtype=torch.float64)
+                        for name, values in (columns or {}).items()},
         )
 
 

@@ -103,7 +103,32 @@ def _build_qm9(ctx: BuildContext, explicit_h: bool) -> BuiltDataset:
     bonds = BondVocabulary(aromatic=not opts["kekulize"])
     splits = qm9_split(len(parsed))
     source = multi_file_source([path, *extra]) if extra else file_source(path)
-    return parsed.to_built(classes, atoms, bonds, splits, source, {**skipped, **parsed.skipped})
+    return parsed.to_built(classes, atoms, bonds, splits, source, {**skipped, **parsed.skipped},
+                           qm9_properties(records.numbers))
+
+
+#: QM9's DFT properties as graphdiff names them, from the columns of the qm9pack table (and DeepChem's, whose
+#: names are these already), with the factor to graphdiff's units: energies in eV as PyTorch Geometric's QM9 (and
+#: so DiGress's conditional QM9), the dipole moment in debye, the polarizability in bohr^3, ``r2`` in bohr^2,
+#: ``cv`` in cal/(mol K).
+_HARTREE_EV = 27.211386246
+QM9_PROPERTY_COLUMNS: dict[str, tuple[str, float]] = {
+    "Dipole_debye": ("mu", 1.0), "mu": ("mu", 1.0),
+    "Polarizability_bohr3": ("alpha", 1.0), "alpha": ("alpha", 1.0),
+    "HOMO_au": ("homo", _HARTREE_EV), "homo": ("homo", _HARTREE_EV),
+    "LUMO_au": ("lumo", _HARTREE_EV), "lumo": ("lumo", _HARTREE_EV),
+    "HOMO_LUMO_gap_au": ("gap", _HARTREE_EV), "gap": ("gap", _HARTREE_EV),
+    "R2_bohr2": ("r2", 1.0), "r2": ("r2", 1.0),
+    "ZPVE_au": ("zpve", _HARTREE_EV), "zpve": ("zpve", _HARTREE_EV),
+    "InternalEnergy_0K_au": ("u0", _HARTREE_EV), "u0": ("u0", _HARTREE_EV),
+    "Heatcapacity_Cv_cal_mol_K": ("cv", 1.0), "cv": ("cv", 1.0),
+}
+
+
+def qm9_properties(numbers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The QM9 property columns of a table (see :data:`QM9_PROPERTY_COLUMNS`), renamed and in graphdiff's units."""
+    return {QM9_PROPERTY_COLUMNS[c][0]: v * QM9_PROPERTY_COLUMNS[c][1]
+            for c, v in numbers.items() if c in QM9_PROPERTY_COLUMNS}
 
 
 def _gdb_index(path: Path, value: str, line: int, row_number: bool) -> int:
@@ -253,8 +278,10 @@ def build_zinc250k(ctx: BuildContext) -> BuiltDataset:
     test = np.flatnonzero(is_test)
     # GDSS has no validation set and evaluates on the test rows; val is the test set here too.
     splits = {"train": np.flatnonzero(~is_test), "val": test, "test": test}
+    # The file's property columns under graphdiff's names (logP and QED by RDKit, the SA score of Ertl et al.).
+    columns = {{"logP": "logp", "qed": "qed", "SAS": "sa"}.get(k, k): v for k, v in records.numbers.items()}
     return parsed.to_built(classes, atoms, BondVocabulary(not opts["kekulize"]), splits,
-                           multi_file_source([path, index_path]), parsed.skipped)
+                           multi_file_source([path, index_path]), parsed.skipped, columns)
 
 
 def _read_index_file(path: Path, num_rows: int, truncated: bool) -> np.ndarray:

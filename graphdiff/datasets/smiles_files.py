@@ -20,6 +20,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import read_file_text
 
@@ -37,6 +39,8 @@ class SmilesRecords:
         lines: 1-based line number where each row starts.
         ids: values of ``id_column`` per row, when one was asked for.
         columns: CSV header (empty for line-based files).
+        numbers: the CSV's other columns that hold numbers, per row (``NaN`` where a cell is empty or not a
+            number): the graph-level properties a model can be conditioned on.
     """
 
     path: Path
@@ -44,6 +48,7 @@ class SmilesRecords:
     lines: list[int]
     ids: list[str] | None = None
     columns: list[str] = field(default_factory=list)
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -141,6 +146,8 @@ def _read_csv(path: Path, text: str, column: str | None, id_column: str | None, 
     col = _find_column(path, header, column)
     id_col = _find_column(path, header, id_column) if id_column is not None else None
     smiles, lines, ids = [], [], []
+    other = [i for i in range(len(header)) if i not in (col, id_col)]
+    cells: list[list[str]] = [[] for _ in other]
     previous = reader.line_num
     try:
         for row in reader:
@@ -151,11 +158,32 @@ def _read_csv(path: Path, text: str, column: str | None, id_column: str | None, 
             lines.append(start)
             if id_col is not None:
                 ids.append(row[id_col].strip() if id_col < len(row) else "")
+            for values, i in zip(cells, other, strict=True):
+                values.append(row[i] if i < len(row) else "")
             if limit is not None and len(smiles) >= limit:
                 break
     except csv.Error as exc:
         raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
-    return SmilesRecords(path, smiles, lines, ids if id_col is not None else None, header)
+    numbers = {}
+    for values, i in zip(cells, other, strict=True):
+        column_values = _numbers(values)
+        if column_values is not None and header[i]:
+            numbers[header[i]] = column_values
+    return SmilesRecords(path, smiles, lines, ids if id_col is not None else None, header, numbers)
+
+
+def _numbers(cells: list[str]) -> np.ndarray | None:
+    """``[len(cells)]`` float64 values of a CSV column (``NaN`` for empty or non-numeric cells), or ``None`` when no
+    cell holds a number (a text column)."""
+    out = np.full(len(cells), np.nan)
+    found = False
+    for k, cell in enumerate(cells):
+        try:
+            out[k] = float(cell)
+            found = True
+        except ValueError:
+            continue
+    return out if found else None
 
 
 def _find_column(path: Path, header: list[str], column: str | None) -> int:

@@ -121,13 +121,18 @@ def community_graph(
 
 
 # ---------------------------------------------------------------------------------------------- builders
-def _build(name: str, ctx: BuildContext, draw: Callable[[np.random.Generator], tuple[int, Edges]]) -> BuiltDataset:
-    """Draw ``num_graphs`` graphs, graph ``i`` from ``default_rng([seed, i])``, and split them."""
+def _build(name: str, ctx: BuildContext, draw: Callable[[np.random.Generator], tuple[int, Edges]],
+           describe: Callable[[int, Edges], dict[str, float]] | None = None) -> BuiltDataset:
+    """Draw ``num_graphs`` graphs, graph ``i`` from ``default_rng([seed, i])``, and split them; ``describe(i, edges)``
+    gives graph ``i``'s generator-level properties (e.g. the SBM's number of blocks)."""
     opts = ctx.options
     num_graphs, seed = _int(opts, "num_graphs", 1), _int(opts, "seed", 0)
     triples = []
+    properties: dict[str, list[float]] = {}
     for i in range(num_graphs):
         n, edges = draw(np.random.default_rng([seed, i]))
+        for key, value in (describe(i, edges) if describe is not None else {}).items():
+            properties.setdefault(key, []).append(float(value))
         ei = torch.from_numpy(edges).T.contiguous()
         triples.append((torch.zeros(n, dtype=torch.long), ei, torch.ones(ei.shape[1], dtype=torch.long)))
     settings = {"generator": name, "generator_version": GENERATOR_VERSION, **opts}
@@ -143,6 +148,7 @@ def _build(name: str, ctx: BuildContext, draw: Callable[[np.random.Generator], t
         node_types=list(NODE_TYPES),
         edge_types=list(EDGE_TYPES),
         source=source,
+        properties={k: torch.tensor(v, dtype=torch.float64) for k, v in properties.items()},
     )
 
 
@@ -186,7 +192,12 @@ def build_sbm(ctx: BuildContext) -> BuiltDataset:
         sizes = sbm_block_sizes(rng, kmin, kmax, smin, smax)
         return int(sizes.sum()), sbm_graph(rng, sizes, p_in, p_out)
 
-    return _build("sbm", ctx, draw)
+    seed = _int(o, "seed", 0)
+
+    def describe(i: int, edges: Edges) -> dict[str, float]:  # the first draw of graph i's generator: its blocks
+        return {"num_blocks": len(sbm_block_sizes(np.random.default_rng([seed, i]), kmin, kmax, smin, smax))}
+
+    return _build("sbm", ctx, draw, describe)
 
 
 @register(

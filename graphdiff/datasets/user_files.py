@@ -175,7 +175,8 @@ def load_smiles_file(
         parsed, classes = parsed.apply_vocabulary(vocab, str(path), skip_unknown_atoms)
         require_molecules(parsed, records)
         splits = {k: v.numpy() for k, v in fraction_split(len(parsed), fractions, split_seed).items()}
-        return parsed.to_built(classes, vocab, BondVocabulary(not kekulize), splits, file_source(path), parsed.skipped)
+        return parsed.to_built(classes, vocab, BondVocabulary(not kekulize), splits, file_source(path), parsed.skipped,
+                               records.numbers)
 
     return build_or_load(name, "molecule", builder, root, options, rebuild, directory)
 
@@ -245,7 +246,7 @@ def load_graph_file(
         source = {**file_source(path), "format": graph_format(path)}
         graphs = GraphList.from_graphs(parsed.triples)
         return _graph_dataset(str(path), graphs, parsed.node_types, parsed.edge_types, source, max_nodes, fractions,
-                              split_seed)
+                              split_seed, parsed.properties)
 
     return build_or_load(name, "graph", builder, root, options, rebuild, directory)
 
@@ -336,15 +337,18 @@ def _graph_dataset(
     max_nodes: int | None,
     fractions: tuple[float, float, float],
     split_seed: int,
+    properties: dict[str, np.ndarray] | None = None,
 ) -> BuiltDataset:
-    """Drop graphs that are empty or above ``max_nodes`` (counted and reported) and split the rest."""
+    """Drop graphs that are empty or above ``max_nodes`` (counted and reported) and split the rest (``properties``:
+    graph-level values per graph, kept for the kept graphs)."""
     n = graphs.num_nodes
     empty = n == 0
     large = ~empty & (n > max_nodes) if max_nodes is not None else torch.zeros_like(empty)
     skipped = skipped_graphs({"no_nodes": torch.nonzero(empty).flatten().tolist(),
                               "too_many_nodes": torch.nonzero(large).flatten().tolist()})
     report_skipped(where, skipped)
-    kept = graphs.subset(torch.nonzero(~(empty | large)).flatten())
+    keep = torch.nonzero(~(empty | large)).flatten()
+    kept = graphs.subset(keep)
     return BuiltDataset(
         graphs=kept,
         splits=fraction_split(len(kept), fractions, split_seed) if len(kept) else {"train": torch.zeros(0)},
@@ -353,4 +357,5 @@ def _graph_dataset(
         edge_types=edge_types,
         source=source,
         skipped=skipped,
+        properties={k: torch.as_tensor(v, dtype=torch.float64)[keep] for k, v in (properties or {}).items()},
     )

@@ -65,8 +65,9 @@ class DiscreteGraphSampler(GraphSampler):
     def num_steps(self) -> int:
         return len(self.grid) - 1
 
-    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None) -> DenseGraph:
-        return self.process.prior(node_mask, generator=generator)
+    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None,
+              condition: Tensor | None = None) -> DenseGraph:
+        return self.process.prior(node_mask, generator=generator, y=condition)
 
     def step(self, state: DenseGraph, k: int, generator: torch.Generator | None = None) -> DenseGraph:
         B, device, T = state.batch_size, state.X.device, self.process.T

@@ -175,8 +175,10 @@ class FlowGraphSampler(GraphSampler):
     def num_steps(self) -> int:
         return self.settings.steps
 
-    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None) -> DenseGraph:
-        return self.flow.prior(node_mask, generator)
+    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None,
+              condition: Tensor | None = None) -> DenseGraph:
+        state = self.flow.prior(node_mask, generator)
+        return state if condition is None else DenseGraph(state.X, state.E, condition.to(state.X), state.node_mask)
 
     def step(self, state: DenseGraph, k: int, generator: torch.Generator | None = None) -> DenseGraph:
         B, device = state.batch_size, state.X.device

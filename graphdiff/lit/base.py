@@ -20,11 +20,14 @@ import torch
 from pytorch_lightning.callbacks import Timer
 
 import graphdiff
+from graphdiff.compile import compile_network
+from graphdiff.conditioning import drop_conditions
 from graphdiff.errors import ConfigError
 from graphdiff.generation import Generation, GraphSampler, SamplerConfig, generate, sample_num_nodes
 from graphdiff.info import DatasetInfo
 from graphdiff.io import atomic_write
 from graphdiff.log import get_logger
+from graphdiff.models.guidance import ClassifierFreeGuidance
 from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph, one_hot_graph
 
@@ -94,13 +97,15 @@ class GenerativeModel(pl.LightningModule):
         """The sampler settings this model samples with by default (from its hyper-parameters)."""
         raise NotImplementedError
 
-    def graph_sampler(self, config: SamplerConfig, postprocess: bool = True) -> GraphSampler:
+    def graph_sampler(self, config: SamplerConfig, postprocess: bool = True,
+                      network: torch.nn.Module | None = None) -> GraphSampler:
         """The family's reverse process with this model's network bound, for ``config``.
 
         Args:
             config: sampler settings of this family.
             postprocess: apply the family's post-processing of final samples (e.g. a valency correction), when the
                 model is configured with one.
+            network: the network to sample with (default :attr:`network`; :meth:`generate` passes it guided).
         """
         raise NotImplementedError
 
@@ -117,7 +122,8 @@ class GenerativeModel(pl.LightningModule):
     def generate(self, num_samples: int, steps: int | None = None, seed: int | None = None,
                  num_nodes: int | Sequence[int] | torch.Tensor | None = None, batch_size: int | None = None,
                  progress: bool | None = None, sampler: SamplerConfig | None = None,
-                 postprocess: bool = True) -> GraphList:
+                 postprocess: bool = True, condition: Condition | None = None,
+                 guidance: Guidance | None = None) -> GraphList:
         """Sample graphs; returns a :class:`~graphdiff.storage.GraphList` of class indices.
 
         Args:
@@ -130,26 +136,75 @@ class GenerativeModel(pl.LightningModule):
             progress: progress bar over batches (``None``: when stderr is a terminal).
             sampler: sampler settings of this family (default :meth:`sampler_config`).
             postprocess: apply the family's post-processing (see :meth:`graph_sampler`).
+            condition: targets of a conditional model (see ``docs/conditioning.md``): ``{"qed": 0.9}`` for every
+                graph, one mapping per graph, or a ``[num_samples, P]`` tensor in the order of
+                ``info.conditioning.names`` (``NaN``: no target for that property). Default: none (unconditional).
+            guidance: classifier-free guidance scale: one number (0: unconditional, 1: conditional, > 1: guided;
+                default 1), or ``{property: scale}`` for compositional guidance.
         """
         return self.generate_with_chain(num_samples, 0, steps, seed, num_nodes, batch_size, progress, sampler,
-                                        postprocess).graphs
+                                        postprocess, condition, guidance).graphs
 
     @torch.no_grad()
     def generate_with_chain(self, num_samples: int, frames: int = 8, steps: int | None = None,
                             seed: int | None = None, num_nodes: int | Sequence[int] | torch.Tensor | None = None,
                             batch_size: int | None = None, progress: bool | None = None,
-                            sampler: SamplerConfig | None = None, postprocess: bool = True) -> Generation:
+                            sampler: SamplerConfig | None = None, postprocess: bool = True,
+                            condition: Condition | None = None, guidance: Guidance | None = None) -> Generation:
         """As :meth:`generate`, also recording ``frames`` snapshots of every chain (for pictures)."""
         counts, steps, batch_size = self.sampling_plan(num_samples, steps, seed, num_nodes, batch_size)
+        conditions = self.encode_targets(condition, num_samples)
+        self.compile_networks()
         config = self.resolve_sampler(sampler).with_steps(steps)
-        graph_sampler = self.graph_sampler(config, postprocess=postprocess)  # built (and checked) before any work
+        graph_sampler = self.graph_sampler(config, postprocess=postprocess,  # built (and checked) before any work
+                                           network=self.guided_network(guidance))
         was_training = self.training
         self.eval()
         try:
             return generate(graph_sampler, counts, batch_size, device=self.device, seed=seed, progress=progress,
-                            frames=frames)
+                            frames=frames, conditions=conditions)
         finally:
             self.train(was_training)
+
+    # ------------------------------------------------------------------ conditions
+    @property
+    def network(self) -> torch.nn.Module:
+        """The family's network, ``(graph, t) -> graph`` (what :meth:`guided_network` wraps)."""
+        raise NotImplementedError
+
+    def conditional_batch(self, batch: DenseGraph, training: bool) -> DenseGraph:
+        """``batch`` with its raw property values ``y [B, P]`` replaced by their encoding ``[B, C]``; in training,
+        each graph's encoding is dropped (zeroed) with probability ``condition_dropout``."""
+        conditioning = self.info.conditioning
+        if not len(conditioning):
+            return batch
+        encoded = conditioning.encode(batch.y).to(batch.X.dtype)
+        if training:
+            encoded = drop_conditions(encoded, float(self.hparams.get("condition_dropout", 0.0)))
+        return DenseGraph(batch.X, batch.E, encoded, batch.node_mask)
+
+    def encode_targets(self, condition: Condition | None, num_samples: int) -> torch.Tensor | None:
+        """``[num_samples, C]`` encoded targets for :meth:`generate` (``None``: unconditional)."""
+        conditioning = self.info.conditioning
+        if condition is None:
+            if not len(conditioning):
+                return None
+            return torch.zeros(num_samples, conditioning.width)  # all-zero: no condition
+        return conditioning.encode(conditioning.targets(condition, num_samples))
+
+    def guided_network(self, guidance: Guidance | None) -> torch.nn.Module:
+        """:attr:`network`, with classifier-free guidance at scale ``guidance`` for a conditional model."""
+        conditioning = self.info.conditioning
+        if not len(conditioning):
+            if guidance is not None:
+                raise ConfigError("guidance needs a conditional model (trained with data.conditions)")
+            return self.network
+        if guidance is None:
+            return ClassifierFreeGuidance(self.network, conditioning.width, 1.0)
+        if isinstance(guidance, dict):
+            scales = [(conditioning.columns(name), _scale(f"guidance[{name}]", s)) for name, s in guidance.items()]
+            return ClassifierFreeGuidance(self.network, conditioning.width, scales)
+        return ClassifierFreeGuidance(self.network, conditioning.width, _scale("guidance", guidance))
 
     def resolve_sampler(self, sampler: SamplerConfig | dict[str, Any] | None) -> SamplerConfig:
         """``sampler`` (settings, or their dict), checked to be this family's; default :meth:`sampler_config`."""
@@ -213,6 +268,19 @@ class GenerativeModel(pl.LightningModule):
         seed = 1_000_003 * self.global_rank + batch_idx
         return self.generate(len(counts), seed=seed, num_nodes=counts)
 
+    # ------------------------------------------------------------------ torch.compile (opt-in: ``compile: true``)
+    def setup(self, stage: str) -> None:
+        self.compile_networks()
+
+    def compile_networks(self) -> None:
+        """With the hyper-parameter ``compile`` true, compile each network (a child module with parameters) in
+        place, once (:func:`graphdiff.compile.compile_network`: eager fallback, ``state_dict`` keys unchanged).
+        Runs at the trainer's ``setup`` and before sampling."""
+        if self.hparams.get("compile"):
+            for child in self.children():
+                if next(child.parameters(), None) is not None:
+                    compile_network(child)
+
     # ------------------------------------------------------------------ settings checked at construction
     _POSITIVE_INTS = ("T", "eval_samples", "sample_batch_size")
     _NON_NEGATIVE_INTS = ("eval_every_n_epochs", "test_samples", "warmup_steps")
@@ -233,6 +301,11 @@ class GenerativeModel(pl.LightningModule):
                     value <= 0 if key in self._POSITIVE_NUMBERS else value < 0):
                 bound = "> 0" if key in self._POSITIVE_NUMBERS else ">= 0"
                 raise ConfigError(f"model.{key}={value!r}: expected a number {bound}")
+        dropout = hp.get("condition_dropout", 0.0)
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
+            raise ConfigError(f"model.condition_dropout={dropout!r}: expected a probability in [0, 1]")
+        if not isinstance(hp.get("compile", False), bool):
+            raise ConfigError(f"model.compile={hp['compile']!r}: expected true or false")
         if hp.get("sample_steps") is not None:
             steps = _count("model.sample_steps", hp["sample_steps"], minimum=1)
             top = self.max_sample_steps()
@@ -399,6 +472,16 @@ def _time_budget_fraction(trainer: pl.Trainer) -> float:
             return min(max(elapsed / budget, 0.0), 1.0) if budget > 0 else 1.0
     raise ConfigError("lr_schedule: cosine needs a length of training: trainer.max_steps, trainer.max_epochs or "
                       "trainer.max_time")
+
+
+Condition = dict[str, float] | Sequence[dict[str, float]] | torch.Tensor
+Guidance = float | dict[str, float]
+
+
+def _scale(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r}: expected a finite number")
+    return float(value)
 
 
 def _count(name: str, value: Any, minimum: int | None) -> int:

@@ -46,6 +46,9 @@ class DiscreteDiffusionModel(GenerativeModel):
         test_samples: graphs sampled for test metrics.
         sample_steps: reverse steps used for evaluation samples (default ``T``).
         sample_batch_size: graphs per sampling batch.
+        compile: compile the network with ``torch.compile`` (opt-in; eager fallback, see docs/training.md).
+        condition_dropout: with conditions (``data.conditions``), the probability of training a graph without its
+            condition (classifier-free guidance; DeFoG 0.1). 1 trains an unconditional model.
     """
 
     family = "discrete"
@@ -71,6 +74,8 @@ class DiscreteDiffusionModel(GenerativeModel):
         test_samples: int = 256,
         sample_steps: int | None = None,
         sample_batch_size: int = 64,
+        compile: bool = False,
+        condition_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -91,7 +96,12 @@ class DiscreteDiffusionModel(GenerativeModel):
     def _predict(self, noisy: DenseGraph, t: torch.Tensor) -> DenseGraph:
         return self.denoiser(noisy, t.float() / self.process.T)
 
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.denoiser
+
     def _loss(self, batch: DenseGraph, training: bool) -> dict[str, torch.Tensor]:
+        batch = self.conditional_batch(batch, training)
         t = self.process.sample_timesteps(batch.batch_size, device=batch.X.device, training=training)
         noisy = self.process.add_noise(batch, t)
         return cross_entropy_loss(self._predict(noisy, t), batch, lambda_E=self.hparams.lambda_edge)
@@ -105,7 +115,8 @@ class DiscreteDiffusionModel(GenerativeModel):
 
     def _evaluate(self, batch: DenseGraph, stage: str) -> None:
         terms = self._loss(batch, training=False)
-        bound = self.process.variational_bound(self._predict, batch, self.node_count_dist)
+        bound = self.process.variational_bound(self._predict, self.conditional_batch(batch, False),
+                                               self.node_count_dist)
         bs = batch.batch_size
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
         self.log(f"{stage}/nll", bound["nll"].mean(), prog_bar=True, batch_size=bs, sync_dist=True)
@@ -122,8 +133,9 @@ class DiscreteDiffusionModel(GenerativeModel):
     def sampler_config(self) -> DiscreteSamplerConfig:
         return DiscreteSamplerConfig(steps=self.hparams.sample_steps)
 
-    def graph_sampler(self, config: DiscreteSamplerConfig, postprocess: bool = True) -> DiscreteGraphSampler:
-        return DiscreteGraphSampler(self.process, self.denoiser, config.steps)
+    def graph_sampler(self, config: DiscreteSamplerConfig, postprocess: bool = True,
+                      network: torch.nn.Module | None = None) -> DiscreteGraphSampler:
+        return DiscreteGraphSampler(self.process, network if network is not None else self.denoiser, config.steps)
 
     def max_sample_steps(self) -> int:
         return self.process.T

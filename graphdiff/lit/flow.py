@@ -42,7 +42,8 @@ class DiscreteFlowModel(GenerativeModel):
             ``time_distortion``, ``x1``).
         sample_steps: CTMC steps of evaluation samples (overrides ``sampler.steps``).
         lr, weight_decay, amsgrad, warmup_steps, lr_schedule, eval_every_n_epochs, eval_samples, eval_metrics,
-        test_samples, sample_batch_size: as :class:`~graphdiff.lit.DiscreteDiffusionModel`.
+        test_samples, sample_batch_size, compile, condition_dropout: as
+            :class:`~graphdiff.lit.DiscreteDiffusionModel`.
     """
 
     family = "flow"
@@ -68,6 +69,8 @@ class DiscreteFlowModel(GenerativeModel):
         eval_metrics: list[str] | None = None,
         test_samples: int = 256,
         sample_batch_size: int = 64,
+        compile: bool = False,
+        condition_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -89,20 +92,25 @@ class DiscreteFlowModel(GenerativeModel):
     def forward(self, noisy: DenseGraph, t: torch.Tensor) -> DenseGraph:
         return self.denoiser(noisy, t)
 
-    def _loss(self, batch: DenseGraph) -> dict[str, torch.Tensor]:
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.denoiser
+
+    def _loss(self, batch: DenseGraph, training: bool) -> dict[str, torch.Tensor]:
+        batch = self.conditional_batch(batch, training)
         t = self.flow.sample_time(batch.batch_size, device=batch.X.device)
         noisy = self.flow.add_noise(batch, t)
         return cross_entropy_loss(self.denoiser(noisy, t), batch, lambda_E=self.hparams.lambda_edge)
 
     def training_step(self, batch: DenseGraph, batch_idx: int) -> torch.Tensor:
-        terms = self._loss(batch)
+        terms = self._loss(batch, training=True)
         bs = batch.batch_size
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=bs)
         self.log_dict({"train/loss_X": terms["X"], "train/loss_E": terms["E"]}, batch_size=bs)
         return terms["loss"]
 
     def _evaluate(self, batch: DenseGraph, stage: str) -> None:
-        terms = self._loss(batch)
+        terms = self._loss(batch, training=False)
         bs = batch.batch_size
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
         self.log_dict({f"{stage}/loss_X": terms["X"], f"{stage}/loss_E": terms["E"]}, batch_size=bs,
@@ -122,6 +130,7 @@ class DiscreteFlowModel(GenerativeModel):
             raise ConfigError(f"sampler: {exc}") from None
         return config.with_steps(self.hparams.sample_steps)  # type: ignore[return-value]
 
-    def graph_sampler(self, config: FlowSamplerConfig, postprocess: bool = True) -> FlowGraphSampler:
-        return FlowGraphSampler(self.flow, self.denoiser, config, (self.info.num_node_types,
-                                                                   self.info.num_edge_types))
+    def graph_sampler(self, config: FlowSamplerConfig, postprocess: bool = True,
+                      network: torch.nn.Module | None = None) -> FlowGraphSampler:
+        classes = (self.info.num_node_types, self.info.num_edge_types)
+        return FlowGraphSampler(self.flow, network if network is not None else self.denoiser, config, classes)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from graphdiff.chem import BOND_ORDERS
+from graphdiff.conditioning import WithCondition
 from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
 from graphdiff.lit.base import GenerativeModel, register_model
@@ -118,7 +119,7 @@ class ScoreSDEModel(GenerativeModel):
         drop_isolated: remove nodes without edges from generated graphs (GDSS does, for generic graphs).
         valency_correction: apply GDSS's valency correction to generated molecules (default off); evaluation then
             logs metrics without (``val/...``) and with it (``val_corrected/...``).
-        eval_every_n_epochs, eval_samples, eval_metrics, test_samples, sample_batch_size: as
+        eval_every_n_epochs, eval_samples, eval_metrics, test_samples, sample_batch_size, compile: as
             :class:`~graphdiff.lit.DiscreteDiffusionModel`.
     """
 
@@ -157,6 +158,8 @@ class ScoreSDEModel(GenerativeModel):
         eval_metrics: list[str] | None = None,
         test_samples: int = 256,
         sample_batch_size: int = 256,
+        compile: bool = False,
+        condition_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -175,11 +178,13 @@ class ScoreSDEModel(GenerativeModel):
         config = dict(model or {})
         if network == "gdss":
             try:
-                self.score_model: nn.Module = GDSSScoreModel.from_config(self.num_features, info.max_nodes, **config)
+                self.score_model: nn.Module = GDSSScoreModel.from_config(
+                    self.num_features, info.max_nodes, condition_dim=info.conditioning.width, **config)
             except TypeError as exc:
                 raise ConfigError(f"model: {exc}") from None
         elif network == "transformer":
-            self.score_model = TransformerScoreNetwork(self.num_features, info.max_nodes, **config)
+            self.score_model = TransformerScoreNetwork(self.num_features, info.max_nodes,
+                                                       condition_dim=info.conditioning.width, **config)
         else:
             raise ConfigError(f"network must be 'gdss' or 'transformer', got {network!r}")
         self.register_buffer("node_count_dist", info.node_count_distribution(), persistent=False)
@@ -190,8 +195,15 @@ class ScoreSDEModel(GenerativeModel):
         """The score network on graphdiff's network contract (``graph.X = x``, ``graph.E = adj[..., None]``)."""
         return self.score_model(graph, t)
 
+    @property
+    def network(self) -> nn.Module:
+        return self.score_model
+
     def _loss(self, batch: DenseGraph, stage: str) -> Tensor:
-        loss_x, loss_adj = self.process.loss(self.score_model, batch)
+        network = self.score_model
+        if len(self.info.conditioning):  # the condition travels bound to the network: the states have no y
+            network = WithCondition(network, self.conditional_batch(batch, stage == "train").y)
+        loss_x, loss_adj = self.process.loss(network, batch)
         loss = loss_x + self.hparams.lambda_adj * loss_adj
         bs, sync = batch.batch_size, stage != "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=sync)
@@ -211,9 +223,11 @@ class ScoreSDEModel(GenerativeModel):
     def sampler_config(self) -> SamplerSettings:
         return _sampler(self.hparams.sampler, self.hparams.sample_steps)
 
-    def graph_sampler(self, config: SamplerSettings, postprocess: bool = True) -> ScoreSDEGraphSampler:
+    def graph_sampler(self, config: SamplerSettings, postprocess: bool = True,
+                      network: nn.Module | None = None) -> ScoreSDEGraphSampler:
         correct = self.correct if postprocess and self.hparams.valency_correction else None
-        return self.process.sampler(self.score_model, self.info.num_node_types, config,
+        return self.process.sampler(network if network is not None else self.score_model,
+                                    self.info.num_node_types, config,
                                     drop_isolated=self.hparams.drop_isolated, correction=correct)
 
     def correct(self, graph: DenseGraph) -> DenseGraph:

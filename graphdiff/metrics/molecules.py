@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import inspect
 import json
 import re
 import warnings
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
+import scipy.sparse as sp
 from rdkit import Chem, RDLogger, rdBase
 
 from graphdiff.errors import ConfigError
@@ -403,6 +405,48 @@ def _read_or_compute_set(path: Path | None, compute: Callable[[], set[str]]) -> 
     return values
 
 
+def _read_or_compute_sparse(path: Path | None, compute: Callable[[], sp.csr_matrix],
+                            check: Callable[[sp.csr_matrix], None] | None = None) -> sp.csr_matrix:
+    """A CSR matrix from ``path`` (``scipy.sparse.save_npz``), else computed and, with ``path``, written there.
+
+    ``check`` raises ``ValueError`` for a readable file that does not hold what is expected (then recomputed).
+    """
+    def read(p: Path) -> sp.csr_matrix:
+        matrix = sp.load_npz(p).tocsr()
+        if check is not None:
+            check(matrix)
+        return matrix
+
+    cached = read_cache_file(path, read)
+    if cached is not None:
+        return cached
+    matrix = compute()
+    if path is not None:
+        with atomic_write(path, "wb") as handle:
+            sp.save_npz(handle, matrix)
+    return matrix
+
+
+def nspdk_reference_tag() -> str:
+    """16 hex digits naming what the NSPDK reference of a SMILES set depends on besides the SMILES (whose key,
+    :func:`smiles_set_key`, holds the RDKit version): the feature definition
+    (:func:`graphdiff.metrics.nspdk.feature_version`) and the molecule-to-graph labelling (:func:`mol_to_nx`)."""
+    from graphdiff.metrics.nspdk import feature_version
+
+    try:
+        labelling = inspect.getsource(mol_to_nx)
+    except (OSError, TypeError):
+        labelling = "unavailable"
+    return hashlib.sha256(f"{feature_version()}\n{labelling}".encode()).hexdigest()[:16]
+
+
+def _check_nspdk_mean(matrix: sp.csr_matrix) -> None:
+    from graphdiff.metrics.nspdk import NSPDK_FEATURES
+
+    if matrix.shape[0] > 1 or matrix.shape[1] != NSPDK_FEATURES or not np.isfinite(matrix.data).all():
+        raise ValueError(f"expected a finite [<=1, {NSPDK_FEATURES}] mean vector, got shape {matrix.shape}")
+
+
 def _read_or_compute_fcd(path: Path | None, compute: Callable[[], tuple[np.ndarray, np.ndarray]]
                          ) -> tuple[np.ndarray, np.ndarray]:
     """ChemNet ``(mean, covariance)`` from ``path`` (``.npz``), else computed and, with ``path``, written there."""
@@ -423,11 +467,11 @@ def _read_or_compute_fcd(path: Path | None, compute: Callable[[], tuple[np.ndarr
 class MoleculeEvaluator:
     """Evaluate generated molecules against fixed training and reference (test) SMILES.
 
-    What depends only on the training / test sets (canonical training SMILES, ChemNet statistics, NSPDK
-    features, fingerprints, fragment and scaffold counts, property values) is computed once, on first use, and
-    shared by all evaluators of this process with the same SMILES lists. When persisted, all of it but the
-    NSPDK features is also stored under ``<dataset root>/reference_stats/<key>/`` (``$GRAPHDIFF_ROOT``, default
-    ``./data``; ``<key>`` is :func:`smiles_set_key`), so that later runs skip it.
+    What depends only on the training / test sets (canonical training SMILES, ChemNet statistics, the mean
+    NSPDK feature vector, fingerprints, fragment and scaffold counts, property values) is computed once, on
+    first use, and shared by all evaluators of this process with the same SMILES lists. When persisted, it is
+    also stored under ``<dataset root>/reference_stats/<key>/`` (``$GRAPHDIFF_ROOT``, default ``./data``;
+    ``<key>`` is :func:`smiles_set_key`), so that later runs skip it.
 
     Args:
         train_smiles: training SMILES for novelty.
@@ -536,6 +580,23 @@ class MoleculeEvaluator:
             self._file("test", "fcd.npz"),
             lambda: fcd_statistics([canonical_smiles(m) for c in self.test_mol_chunks() for m in c], self.device)))
 
+    def nspdk_reference(self) -> sp.csr_matrix:
+        """Mean NSPDK feature vector of the test molecules (:func:`graphdiff.metrics.nspdk.nspdk_mean`).
+
+        Stored as ``nspdk_mean.<tag>.npz`` (``<tag>``: :func:`nspdk_reference_tag`), so that a change of the
+        feature code gives a new file rather than reading a stale one.
+        """
+        from graphdiff.metrics.nspdk import nspdk_mean
+
+        def compute() -> sp.csr_matrix:
+            log.info("NSPDK features of %d reference molecules", len(self.test_smiles))
+            chunks = ([mol_to_nx(m) for m in chunk if m.GetNumAtoms() > 0] for chunk in self.test_mol_chunks())
+            return nspdk_mean(chunks, n_jobs=self.n_jobs)
+
+        tag = nspdk_reference_tag()
+        return _shared(f"nspdk:{self._key('test')}:{tag}", lambda: _read_or_compute_sparse(
+            self._file("test", f"nspdk_mean.{tag}.npz"), compute, _check_nspdk_mean))
+
     def moses_reference(self) -> ReferenceStatistics:
         """:class:`~graphdiff.metrics.moses_metrics.ReferenceStatistics` of the test molecules."""
         from graphdiff.metrics.moses_metrics import ReferenceStatistics
@@ -554,7 +615,7 @@ class MoleculeEvaluator:
 
     def _evaluate(self, generated: Sequence[Any]) -> dict[str, Any]:
         from graphdiff.metrics import moses_metrics
-        from graphdiff.metrics.nspdk import nspdk_matrix, nspdk_mmd
+        from graphdiff.metrics.nspdk import nspdk_mmd
 
         samples = list(generated)
         if not samples:
@@ -590,10 +651,8 @@ class MoleculeEvaluator:
             out["fcd"] = fcd_score(valid_smiles, self.fcd_reference(), self.device) if enough else float("nan")
         if "nspdk" in wanted:
             log.info("NSPDK of %d molecules", len(valid_mols))
-            ref_features = _shared(f"nspdk:{self._key('test')}", lambda: nspdk_matrix(
-                [mol_to_nx(m) for chunk in self.test_mol_chunks() for m in chunk], n_jobs=self.n_jobs))
             graphs = [mol_to_nx(m) for m in valid_mols if m.GetNumAtoms() > 0]
-            out["nspdk"] = nspdk_mmd(ref_features, graphs, n_jobs=self.n_jobs) if graphs else float("nan")
+            out["nspdk"] = nspdk_mmd(self.nspdk_reference(), graphs, n_jobs=self.n_jobs) if graphs else float("nan")
         moses_wanted = [k for k in _MOSES_KEYS if k in wanted]
         if moses_wanted:
             log.info("MOSES metrics (%s) of %d molecules", ", ".join(moses_wanted), len(valid_mols))

@@ -136,6 +136,30 @@ class Denoiser(nn.Module):
         return t.to(noisy.X.dtype)
 
 
+class ConditionEmbedding(nn.Module):
+    """Linear map of an encoded condition ``[B, C]`` to ``[B, out]``, without bias and initialised to zero.
+
+    No bias: an all-zero condition (none, or dropped for classifier-free guidance) adds exactly nothing. Zero
+    initial weights drawn from no random generator: a conditional network starts as the unconditional one with the
+    same seed, and training it with every condition dropped is training the unconditional one.
+    """
+
+    def __init__(self, condition_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(out_dim, condition_dim))
+
+    def forward(self, condition: Tensor) -> Tensor:
+        return torch.nn.functional.linear(condition.to(self.weight.dtype), self.weight)
+
+
+def split_condition(y: Tensor, condition_dim: int) -> tuple[Tensor, Tensor | None]:
+    """A conditional network's global input ``y [B, dy + condition_dim]`` -> ``(y_t [B, dy], condition)``, the
+    encoded condition (:mod:`graphdiff.conditioning`) being the trailing ``[B, condition_dim]`` (``None`` if 0)."""
+    if condition_dim == 0:
+        return y, None
+    return y[:, : y.shape[1] - condition_dim], y[:, y.shape[1] - condition_dim:]
+
+
 def sanitize_padding(graph: DenseGraph) -> DenseGraph:
     """Zero padding and the diagonal of ``E`` with ``torch.where``, so even non-finite padding is cleared."""
     mask = graph.node_mask
@@ -262,6 +286,9 @@ def denoiser_for_dataset(info: DatasetInfo, denoiser: str = "graph_transformer",
     try:
         if hasattr(cls, "from_dataset_info"):
             return cls.from_dataset_info(info, **config)
+        if info.conditioning.width:
+            raise ConfigError(f"denoiser {denoiser!r} cannot take conditions (data.conditions); it needs a "
+                              "from_dataset_info constructor that reads info.conditioning")
         dims = GraphDims(info.num_node_types, info.num_edge_types, 0)
         return cls(dims, dims, **config)
     except TypeError as err:  # an unknown or missing setting

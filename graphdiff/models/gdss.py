@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphdiff.errors import ConfigError
+from graphdiff.models.base import ConditionEmbedding, split_condition
 from graphdiff.types import DenseGraph, mask_nodes
 from graphdiff.types import mask_adj as mask_adjs
 
@@ -379,26 +380,38 @@ class GDSSScoreModel(nn.Module):
     GDSS trains the two networks with separate Adam optimisers and clips each one's gradient norm separately
     (``train.grad_norm``); with one optimiser over ``parameters()``, clip ``x_net`` and ``adj_net`` apart.
 
+    A conditional model (``condition_dim > 0``) reads the encoded condition from ``graph.y``
+    (:mod:`graphdiff.conditioning`) and adds a linear embedding of it (no bias: no condition adds nothing) to every
+    node's features before both networks (:class:`~graphdiff.models.base.ConditionEmbedding`).
+
     Args:
         x_net: node-feature network (:class:`ScoreNetworkX` or :class:`ScoreNetworkXGMH`).
         adj_net: adjacency network (:class:`ScoreNetworkA`).
+        num_features: ``F``, the node-feature width (needed with a condition).
+        condition_dim: width of the encoded condition (0: unconditional).
     """
 
-    def __init__(self, x_net: nn.Module, adj_net: nn.Module) -> None:
+    def __init__(self, x_net: nn.Module, adj_net: nn.Module, num_features: int = 0, condition_dim: int = 0) -> None:
         super().__init__()
         self.x_net = x_net
         self.adj_net = adj_net
+        self.condition_dim = condition_dim
+        self.condition_embedding = ConditionEmbedding(condition_dim, num_features) if condition_dim else None
 
     def forward(self, graph: DenseGraph, t: Tensor | None = None) -> DenseGraph:
         x, adj, flags = graph.X, graph.E.squeeze(-1), graph.node_mask.to(graph.X.dtype)
-        out_x, out_adj = self.x_net(x, adj, flags), self.adj_net(x, adj, flags)
+        _, condition = split_condition(graph.y, self.condition_dim)
+        x_in = x
+        if self.condition_embedding is not None and condition is not None:
+            x_in = x + self.condition_embedding(condition).to(x.dtype).unsqueeze(1) * flags.unsqueeze(-1)
+        out_x, out_adj = self.x_net(x_in, adj, flags), self.adj_net(x_in, adj, flags)
         return DenseGraph(out_x, out_adj.unsqueeze(-1), graph.y, graph.node_mask)
 
     @classmethod
     def from_config(cls, max_feat_num: int, max_node_num: int | None = None, x: str = "ScoreNetworkX",
                     adj: str = "ScoreNetworkA", conv: str = "GCN", num_heads: int = 4, depth: int = 2,
                     adim: int = 16, nhid: int = 16, num_layers: int = 3, num_linears: int = 3, c_init: int = 2,
-                    c_hid: int = 8, c_final: int = 4) -> GDSSScoreModel:
+                    c_hid: int = 8, c_final: int = 4, condition_dim: int = 0) -> GDSSScoreModel:
         """Both networks from GDSS's ``model`` config keys (defaults: GDSS's QM9 config)."""
         if x == "ScoreNetworkX":
             x_net: nn.Module = ScoreNetworkX(max_feat_num, depth, nhid)
@@ -411,4 +424,4 @@ class GDSSScoreModel(nn.Module):
             raise ConfigError(f"unknown adjacency network {adj!r}; expected ScoreNetworkA")
         adj_net = ScoreNetworkA(max_feat_num, max_node_num, nhid, num_layers, num_linears, c_init, c_hid, c_final,
                                 adim, num_heads, conv)
-        return cls(x_net, adj_net)
+        return cls(x_net, adj_net, max_feat_num, condition_dim)

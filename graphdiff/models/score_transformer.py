@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from graphdiff.errors import ConfigError
+from graphdiff.models.base import split_condition
 from graphdiff.models.features import RandomWalkFeatures
 from graphdiff.models.transformer import GraphTransformerDenoiser
 from graphdiff.types import DenseGraph, mask_adj, mask_nodes
@@ -34,15 +35,17 @@ class TransformerScoreNetwork(nn.Module):
     """
 
     def __init__(self, num_features: int, max_nodes: int, extra_features: str = "none", rrwp_steps: int = 12,
-                 **config: Any) -> None:
+                 condition_dim: int = 0, **config: Any) -> None:
         super().__init__()
         if extra_features not in ("none", "rrwp"):
             raise ConfigError(f"extra_features of the score transformer must be 'none' or 'rrwp', got "
                               f"{extra_features!r} (the other modes need a discrete graph)")
         self.random_walk = RandomWalkFeatures(rrwp_steps) if extra_features == "rrwp" else None
         k = rrwp_steps if self.random_walk is not None else 0
-        self.net = GraphTransformerDenoiser((num_features + k, 1 + k, 0), (num_features, 1, 0),
-                                            extra_features="none", max_nodes=max_nodes, **config)
+        self.condition_dim = condition_dim
+        self.net = GraphTransformerDenoiser((num_features + k, 1 + k, condition_dim), (num_features, 1, 0),
+                                            extra_features="none", max_nodes=max_nodes, condition_dim=condition_dim,
+                                            **config)
 
     def forward(self, graph: DenseGraph, t: Tensor) -> DenseGraph:
         """``graph.X [B, n, F]``, ``graph.E [B, n, n, 1]``, ``t [B]`` -> the scores, same shapes."""
@@ -53,7 +56,9 @@ class TransformerScoreNetwork(nn.Module):
             weights = weights - torch.diag_embed(torch.diagonal(weights, dim1=-2, dim2=-1))  # no self-loops
             node, edge = self.random_walk(weights, mask)
             X, E = torch.cat((X, node.to(X.dtype)), -1), torch.cat((E, edge.to(E.dtype)), -1)
-        out = self.net(DenseGraph(X, E, X.new_zeros(X.shape[0], 0), mask), t)
+        _, condition = split_condition(graph.y, self.condition_dim)
+        y = condition.to(X.dtype) if condition is not None else X.new_zeros(X.shape[0], 0)
+        out = self.net(DenseGraph(X, E, y, mask), t)
         out_adj = out.E.squeeze(-1)
         out_adj = (out_adj + out_adj.transpose(-1, -2)) / 2
         out_adj = out_adj * (1 - torch.eye(out_adj.shape[-1], dtype=out_adj.dtype, device=out_adj.device))

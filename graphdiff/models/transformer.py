@@ -34,7 +34,14 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from graphdiff.errors import ConfigError
-from graphdiff.models.base import Denoiser, GraphDims, register_denoiser, sanitize_padding
+from graphdiff.models.base import (
+    ConditionEmbedding,
+    Denoiser,
+    GraphDims,
+    register_denoiser,
+    sanitize_padding,
+    split_condition,
+)
 from graphdiff.models.features import ExtraFeatures, FeatureMode, MolecularFeatures
 from graphdiff.types import DenseGraph
 
@@ -480,6 +487,7 @@ class GraphTransformer(nn.Module):
         layer_norm_eps: float = 1e-5,
         checkpoint: bool = False,
         recompute_edges: bool = True,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__()
         sizes = transformer_config(None, hidden_mlp_dims=hidden_mlp_dims, hidden_dims=hidden_dims)
@@ -516,23 +524,33 @@ class GraphTransformer(nn.Module):
         self.mlp_out_X = _mlp((hid["dx"], mlp["X"], out.X), final_activation=False)
         self.mlp_out_E = _mlp((hid["de"], mlp["E"], out.E), final_activation=False)
         self.mlp_out_y = _mlp((hid["dy"], mlp["y"], out.y), final_activation=False) if out.y > 0 else None
+        self.condition_dim = condition_dim
+        self.condition_embedding = ConditionEmbedding(condition_dim, hid["dy"]) if condition_dim else None
 
-    def forward(self, X: Tensor, E: Tensor, y: Tensor, node_mask: Tensor) -> DenseGraph:
+    def forward(self, X: Tensor, E: Tensor, y: Tensor, node_mask: Tensor, condition: Tensor | None = None
+                ) -> DenseGraph:
         """Run the network.
 
         Args:
             X: ``[B, n, input_dims.X]``; E: ``[B, n, n, input_dims.E]`` (symmetric); y: ``[B, input_dims.y]``;
             node_mask: ``[B, n]`` bool.
+            condition: ``[B, condition_dim]`` encoded graph-level conditions
+                (:mod:`graphdiff.conditioning`), added to the global stream by a :class:`ConditionEmbedding`.
 
         Returns:
             Logits ``X [B, n, out.X]``, symmetric ``E [B, n, n, out.E]``, ``y [B, out.y]``; zero at padding and on
             the diagonal of ``E``.
         """
-        has_padding = not bool(node_mask.all())
+        # Eager mode skips the key mask when no node is padded (one [B, n, n, dx] masked_fill fewer per layer and
+        # pass; an all-true mask changes no value). Reading the mask is a data-dependent branch, a graph break
+        # under torch.compile, so a compiled forward always masks: the compiler fuses the fill into the softmax.
+        has_padding = torch.compiler.is_compiling() or not bool(node_mask.all())
         hE = self.mlp_in_E(E)
         hE = (hE + hE.transpose(1, 2)) / 2
         hX = self.mlp_in_X(X)
         hy = self.mlp_in_y(y)
+        if self.condition_embedding is not None and condition is not None:
+            hy = hy + self.condition_embedding(condition).to(hy.dtype)
         for layer in self.layers:
             if self.checkpoint and torch.is_grad_enabled():
                 hX, hE, hy = activation_checkpoint(layer, hX, hE, hy, node_mask, has_padding, use_reentrant=False)
@@ -596,19 +614,25 @@ class GraphTransformerDenoiser(Denoiser):
         virtual_classes: Sequence[int] = (0, 0),
         checkpoint: bool = False,
         recompute_edges: bool = True,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(input_dims, output_dims)
+        if not 0 <= condition_dim <= self.input_dims.y:
+            raise ConfigError(f"condition_dim={condition_dim}: must be within the input y width {self.input_dims.y}")
+        self.condition_dim = condition_dim
         self.extra_features = ExtraFeatures(extra_features, max_nodes=max_nodes, molecular=molecular,
                                             rrwp_steps=rrwp_steps)
         self.virtual_classes = (int(virtual_classes[0]), int(virtual_classes[1]))
-        data, out = self.input_dims, self.output_dims
+        out = self.output_dims
+        # The condition (the trailing columns of y) enters apart from the MLP of y, see GraphTransformer.
+        data = GraphDims(self.input_dims.X, self.input_dims.E, self.input_dims.y - condition_dim)
         net_input = data + self.extra_features.dims + GraphDims(0, 0, 1)  # + t
         residual = GraphDims(min(data.X, out.X), min(data.E, out.E), min(data.y, out.y))
         sizes = transformer_config(preset, n_layers=n_layers, hidden_mlp_dims=hidden_mlp_dims, hidden_dims=hidden_dims)
         self.preset = preset
         self.network = GraphTransformer(
             net_input, out, dropout=dropout, residual_dims=residual, checkpoint=checkpoint,
-            recompute_edges=recompute_edges, **sizes
+            recompute_edges=recompute_edges, condition_dim=condition_dim, **sizes
         )
 
     @classmethod
@@ -634,8 +658,9 @@ class GraphTransformerDenoiser(Denoiser):
         dims = GraphDims(info.num_node_types, info.num_edge_types, 0)
         config.setdefault("max_nodes", info.max_nodes)
         vx, ve = config.get("virtual_classes", (0, 0))
-        return cls(GraphDims(dims.X + vx, dims.E + ve, 0), GraphDims(dims.X, dims.E, output_y), molecular=mol,
-                   **config)
+        width = info.conditioning.width  # the noisy graph's y is the encoded condition
+        return cls(GraphDims(dims.X + vx, dims.E + ve, width), GraphDims(dims.X, dims.E, output_y), molecular=mol,
+                   condition_dim=width, **config)
 
     def forward(self, noisy: DenseGraph, t: Tensor) -> DenseGraph:
         """Logits of the clean graph; see :class:`~graphdiff.models.base.Denoiser`.
@@ -652,5 +677,6 @@ class GraphTransformerDenoiser(Denoiser):
         extra = self.extra_features(data)
         X = torch.cat((noisy.X, extra.X), dim=-1)
         E = torch.cat((noisy.E, extra.E), dim=-1) if extra.E.shape[-1] else noisy.E
-        y = torch.cat((noisy.y, extra.y.to(noisy.y.dtype), t.unsqueeze(-1).to(noisy.y.dtype)), dim=-1)
-        return self.network(X, E, y, noisy.node_mask)
+        y_t, condition = split_condition(noisy.y, self.condition_dim)
+        y = torch.cat((y_t, extra.y.to(y_t.dtype), t.unsqueeze(-1).to(y_t.dtype)), dim=-1)
+        return self.network(X, E, y, noisy.node_mask, condition)

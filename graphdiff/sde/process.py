@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from graphdiff.chem import BOND_ORDERS
+from graphdiff.conditioning import WithCondition
 from graphdiff.errors import ConfigError
 from graphdiff.generation import GraphSampler, run_sampler
 from graphdiff.sde.losses import GraphNetwork, GraphScoreMatchingLoss, call_network, output_to_score
@@ -320,11 +321,13 @@ class ScoreSDEGraphSampler(GraphSampler):
     def num_steps(self) -> int:
         return self._steps
 
-    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None) -> tuple:
+    def prior(self, node_mask: Tensor, generator: torch.Generator | None = None,
+              condition: Tensor | None = None) -> tuple:
         flags = node_mask.float()
         x, adj = self.process.prior_sampling(flags, self.process.encoding.num_features(self.num_node_types),
                                              generator)
-        system = SystemSampler(self.settings, self.process.sdes, self.process.score_fn(self.network, flags),
+        network = self.network if condition is None else WithCondition(self.network, condition)
+        system = SystemSampler(self.settings, self.process.sdes, self.process.score_fn(network, flags),
                                self.process.noise_fn(flags, generator))
         self._times = system.times(x)
         return system, [x, adj], [x, adj], flags

@@ -21,14 +21,8 @@ from graphdiff.models.features import (
 )
 from graphdiff.types import DenseGraph, one_hot_graph
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Batched LAPACK eigh is 10-50x slower with 2 MKL threads on a loaded 2-core machine; tests use one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batched LAPACK and small matmuls are much slower with 2 threads on a loaded 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def batch_of(graphs: list[nx.Graph], n: int | None = None, de: int = 2) -> DenseGraph:

@@ -23,12 +23,8 @@ from graphdiff.types import DenseGraph
 SMALL = dict(nhid=8, num_layers=3, num_linears=2, adim=8, c_init=2, c_hid=4, c_final=2, num_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batched LAPACK and small matmuls are much slower with 2 threads on a loaded 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def networks(F_: int = 5) -> dict[str, torch.nn.Module]:

@@ -30,13 +30,8 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Batched LAPACK eigh is 10-50x slower with 2 MKL threads on a loaded 2-core machine; tests use one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batched LAPACK and small matmuls are much slower with 2 threads on a loaded 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def labelled_batch(

@@ -9,13 +9,8 @@ from graphdiff.sde.losses import GraphScoreMatchingLoss, output_to_score, sample
 from graphdiff.sde.sdes import VESDE, VPSDE, subVPSDE
 from graphdiff.types import DenseGraph
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batched LAPACK and small matmuls are much slower with 2 threads on a loaded 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_output_convention():

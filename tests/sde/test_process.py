@@ -13,13 +13,8 @@ from graphdiff.sde.samplers import SamplerSettings
 from graphdiff.sde.sdes import VESDE, VPSDE
 from graphdiff.types import DenseGraph, one_hot_graph
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batched LAPACK and small matmuls are much slower with 2 threads on a loaded 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_graphs(B: int, n: int, dx: int, de: int, seed: int = 0) -> DenseGraph:

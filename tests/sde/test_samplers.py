@@ -33,12 +33,8 @@ SAMPLERS = {
 NUM_SAMPLES, NUM_STEPS = 2000, 250
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batched LAPACK and small matmuls are much slower with 2 threads on a loaded 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mixture_score(sde: SDE, weights, means, stds):

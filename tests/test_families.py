@@ -194,3 +194,28 @@ def test_ckpt_chain_path_is_the_same_for_any_family(trained):
     b = model.generate_with_chain(1, frames=4, steps=4, seed=0, num_nodes=12)
     assert [label for label, _ in a.chain] == [label for label, _ in b.chain]
     assert all(torch.equal(x.edge_index, y.edge_index) for (_, x), (_, y) in zip(a.chain, b.chain))
+
+
+def test_cosine_schedule_anneals_over_the_time_budget():
+    """With max_time alone (infinite steps), the cosine factor follows the fraction of the time budget trained."""
+    import math
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import Timer
+
+    from graphdiff.errors import ConfigError
+    from graphdiff.lit import lr_factor
+
+    timer = Timer(duration={"minutes": 10})
+    elapsed = {"s": 0.0}
+    timer.time_elapsed = lambda stage="train": elapsed["s"]  # type: ignore[method-assign]
+    module = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=math.inf, callbacks=[timer]))
+    assert lr_factor(module, 3, 10, "cosine") == pytest.approx(0.4)  # warm-up first
+    for seconds, expected in ((0, 1.0), (150, 0.5 * (1 + math.cos(math.pi / 4))), (300, 0.5), (600, 0.0), (900, 0.0)):
+        elapsed["s"] = seconds
+        assert lr_factor(module, 50, 10, "cosine") == pytest.approx(expected, abs=1e-12), seconds
+    stepped = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=110, callbacks=[timer]))
+    assert lr_factor(stepped, 60, 10, "cosine") == pytest.approx(0.5)  # steps win when they are known
+    unbounded = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=math.inf, callbacks=[]))
+    with pytest.raises(ConfigError, match="lr_schedule: cosine needs a length of training"):
+        lr_factor(unbounded, 50, 10, "cosine")

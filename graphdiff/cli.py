@@ -361,7 +361,9 @@ def _run_sample(args: argparse.Namespace) -> int:
     if args.chain:
         from graphdiff.pictures import draw_chain
 
-        draw_chain(model, args.chain, seed=args.seed, steps=args.steps, num_nodes=args.num_nodes)
+        first = condition[0] if isinstance(condition, list) else condition  # the chain of the first graph's target
+        draw_chain(model, args.chain, seed=args.seed, steps=args.steps, num_nodes=args.num_nodes, condition=first,
+                   guidance=guidance)
         print(f"wrote {args.chain}")
     return 0
 

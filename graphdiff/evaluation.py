@@ -240,19 +240,17 @@ def condition_errors(kind: str, samples: Sequence, targets: Sequence[Mapping[str
             m = torch.tensor([g.number_of_edges() for g in graphs], dtype=torch.float64)
             pairs = (n * (n - 1) / 2).clamp(min=1)
             values = {"num_nodes": n, "num_edges": m, "density": m / pairs}[name]
-        elif name in MOLECULE_PROPERTIES and kind == "molecule":
-            if mols is None:
+        elif kind == "molecule" and (name in MOLECULE_PROPERTIES or name in ("num_nodes", "num_edges")):
+            if mols is None:  # parsed once for every property
                 from graphdiff.chem import smiles_to_mol
 
                 mols = [smiles_to_mol(s) if s else None for s in samples]
-            values = molecule_property(name, mols)
-        elif name in ("num_nodes", "num_edges") and kind == "molecule":
-            from graphdiff.chem import smiles_to_mol
-
-            mols = mols if mols is not None else [smiles_to_mol(s) if s else None for s in samples]
-            values = torch.tensor([float("nan") if mol is None else float(
-                mol.GetNumHeavyAtoms() if name == "num_nodes" else mol.GetNumBonds()) for mol in mols],
-                dtype=torch.float64)
+            if name in MOLECULE_PROPERTIES:
+                values = molecule_property(name, mols)
+            else:  # heavy atoms and bonds
+                values = torch.tensor([float("nan") if mol is None else float(
+                    mol.GetNumHeavyAtoms() if name == "num_nodes" else mol.GetNumBonds()) for mol in mols],
+                    dtype=torch.float64)
         else:
             result[f"mae/{name}"] = None
             reasons[f"mae/{name}"] = (f"{name} is not computable from the structure (a dataset column; score it "

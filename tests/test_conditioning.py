@@ -369,7 +369,10 @@ def test_api_fit_and_cli_sample_with_conditions(tmp_path, capsys):
     assert len(json.loads(out.read_text())) == 4
     targets = tmp_path / "targets.csv"
     targets.write_text("shape,num_nodes\n0,6\n1,\n1,8\n")
-    assert main(["sample", "--ckpt_path", str(ckpt), "--output", str(out), "--conditions", str(targets)]) == 0
+    chain = tmp_path / "chain.png"
+    assert main(["sample", "--ckpt_path", str(ckpt), "--output", str(out), "--conditions", str(targets),
+                 "--chain", str(chain)]) == 0
+    assert chain.stat().st_size > 0
     assert len(json.loads(out.read_text())) == 3  # one graph per target row
     metrics = tmp_path / "metrics.json"
     assert main(["evaluate", "--samples", str(out), "--reference", _toy_file(tmp_path), "--conditions", str(targets),

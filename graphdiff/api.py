@@ -20,9 +20,9 @@ import torch
 
 from graphdiff.checkpoints import checkpoint_model_class, read_checkpoint
 from graphdiff.errors import GraphdiffError
-from graphdiff.lit import GenerativeModel
+from graphdiff.lit import GenerativeModel, GraphModel, PropertyRegressor
 
-__all__ = ["fit", "load_model", "read_checkpoint", "sample_graphs", "sample_molecules"]
+__all__ = ["fit", "load_model", "load_regressor", "read_checkpoint", "sample_graphs", "sample_molecules"]
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> GenerativeModel:
@@ -35,8 +35,22 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> G
     Returns:
         The model in eval mode (with EMA weights when the run used the EMA callback).
     """
+    return _load(path, device, GenerativeModel)
+
+
+def load_regressor(path: str | os.PathLike, device: str | torch.device = "cpu") -> PropertyRegressor:
+    """Rebuild a :class:`~graphdiff.lit.PropertyRegressor` from its checkpoint: for regressor guidance
+    (``model.generate(..., regressor=...)``) or as an oracle (``condition_errors(..., oracle=...)``)."""
+    return _load(path, device, PropertyRegressor)
+
+
+def _load(path: str | os.PathLike, device: str | torch.device, expected: type[GraphModel]) -> Any:
     ckpt = read_checkpoint(path)
     cls = checkpoint_model_class(ckpt, path)  # a registered class only: a file never names what gets called
+    if not issubclass(cls, expected):
+        use = ("load_regressor (CLI: --regressor or --oracle)" if issubclass(cls, PropertyRegressor)
+               else "load_model (CLI: --ckpt_path)")
+        raise GraphdiffError(f"{path}: holds a {cls.__qualname__}, not a {expected.__qualname__}; load it with {use}")
     # Lightning's CLI adds private keys (``_class_path``, ``_instantiator``) to the saved arguments.
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
     try:
@@ -116,7 +130,7 @@ def fit(
     family: str = "discrete",
     conditions: Sequence[str] | None = None,
     **model_args: Any,
-) -> GenerativeModel:
+) -> GraphModel:
     """Train a model of any family on your own molecules or graphs in one call.
 
     Args:
@@ -129,7 +143,9 @@ def fit(
         ema_decay: EMA of the weights (``None`` to disable).
         name: file name used for a list given as ``data``.
         family: the model family (``discrete``: :class:`~graphdiff.lit.DiscreteDiffusionModel`, ``sde``:
-            :class:`~graphdiff.lit.ScoreSDEModel`, or any registered one, see :func:`graphdiff.lit.model_families`).
+            :class:`~graphdiff.lit.ScoreSDEModel`, or any registered one, see :func:`graphdiff.lit.model_families`;
+            ``regressor``: a :class:`~graphdiff.lit.PropertyRegressor` of ``conditions``, for guidance or as an
+            oracle).
         conditions: graph-level properties to condition on (a conditional model, see ``docs/conditioning.md``):
             columns of a CSV / JSON file, RDKit descriptors (``qed``, ``logp``, ...) or graph statistics.
         **model_args: arguments of the family's model class (``T``, ``model``, ``lr``, ``condition_dropout``,
@@ -149,7 +165,7 @@ def fit(
     from graphdiff.lit.base import _count
     from graphdiff.outputs import check_output_path
 
-    families = model_families()
+    families: dict[str, type[GraphModel]] = {**model_families(), "regressor": PropertyRegressor}
     if family not in families:
         raise GraphdiffError(f"fit: unknown model family {family!r}; known: {', '.join(sorted(families))}")
     model_class = families[family]
@@ -184,7 +200,7 @@ def fit(
     except (MisconfigurationException, ValueError, TypeError) as exc:
         raise GraphdiffError(f"fit: {str(exc).strip().splitlines()[0]}") from None
     trainer.fit(model, datamodule)
-    return load_model(out / "checkpoints" / "last.ckpt")
+    return _load(out / "checkpoints" / "last.ckpt", "cpu", GraphModel)
 
 
 def _dataset_file(data: Any, out: Path, name: str) -> Path:

@@ -154,6 +154,7 @@ def evaluate_files(
     folds: int = 1,
     root: str | None = None,
     targets: Sequence[Mapping[str, float]] | None = None,
+    oracle: Any = None,
 ) -> dict:
     """What ``graphdiff evaluate`` computes: metrics of a samples file against a dataset split or a file.
 
@@ -167,6 +168,8 @@ def evaluate_files(
         folds: ``> 1`` reports ``{metric: {"mean", "std"}}`` over that many folds of the samples.
         targets: the targets the samples were generated for (one row, or one per sample): adds
             :func:`condition_errors`.
+        oracle: a :class:`~graphdiff.lit.PropertyRegressor` trained on clean molecules: scores the properties of
+            ``targets`` that are not computable from the structure (see :func:`condition_errors`).
     """
     from graphdiff.metrics.evaluate import GraphEvaluator, evaluate_folds
     from graphdiff.metrics.molecules import MoleculeEvaluator
@@ -196,7 +199,7 @@ def evaluate_files(
     result = evaluate_folds(generated, evaluator, n_folds=folds) if folds > 1 else evaluator(generated)
     result = explain_undefined(result, sample_kind, generated)
     if targets is not None:
-        errors = condition_errors(sample_kind, generated, targets)
+        errors = condition_errors(sample_kind, generated, targets, oracle=oracle)
         reasons = {**result.pop(UNDEFINED_KEY, {}), **errors.pop(UNDEFINED_KEY, {})}
         result.update(errors)
         if reasons:
@@ -204,19 +207,24 @@ def evaluate_files(
     return result
 
 
-def condition_errors(kind: str, samples: Sequence, targets: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+def condition_errors(kind: str, samples: Sequence, targets: Sequence[Mapping[str, float]],
+                     oracle: Any = None) -> dict[str, Any]:
     """How close generated samples are to the targets they were generated for.
 
     For every property with a target that can be computed from the structure (RDKit descriptors of molecules,
     graph statistics; :mod:`graphdiff.descriptors`), ``mae/<name>``: the mean absolute error between each sample's
     exact value and its target, over the samples that have both (invalid molecules have no value), and
     ``scored/<name>``: how many samples that is. A property that cannot be computed from the structure (QM9's DFT
-    properties) is ``None`` with the reason under :data:`UNDEFINED_KEY`.
+    properties) is scored by ``oracle`` when it predicts it, else ``None`` with the reason under
+    :data:`UNDEFINED_KEY`.
 
     Args:
         kind: ``"molecule"`` (``samples`` are SMILES or ``None``) or ``"graph"`` (networkx graphs).
         samples: as :func:`read_samples` returns them.
         targets: one ``{property: target}`` per sample, or a single one for all.
+        oracle: for molecules, a regressor of clean graphs (:class:`~graphdiff.lit.PropertyRegressor`, its
+            ``names`` and ``predict_smiles``): the MAE of a property it predicts is to its prediction. Its own test
+            MAE (``graphdiff test`` on its checkpoint) is the floor of that number.
 
     Raises:
         ConfigError: a number of target rows that is neither 1 nor the number of samples.
@@ -233,6 +241,8 @@ def condition_errors(kind: str, samples: Sequence, targets: Sequence[Mapping[str
     result: dict[str, Any] = {}
     reasons: dict[str, str] = {}
     mols = None
+    predicted = None
+    oracle_names = list(getattr(oracle, "names", [])) if oracle is not None and kind == "molecule" else []
     for name in names:
         if name in GRAPH_PROPERTIES and kind == "graph":
             graphs = [g if isinstance(g, nx.Graph) else nx.Graph() for g in samples]
@@ -251,10 +261,14 @@ def condition_errors(kind: str, samples: Sequence, targets: Sequence[Mapping[str
                 values = torch.tensor([float("nan") if mol is None else float(
                     mol.GetNumHeavyAtoms() if name == "num_nodes" else mol.GetNumBonds()) for mol in mols],
                     dtype=torch.float64)
+        elif name in oracle_names:
+            if predicted is None:  # one pass of the oracle for every property it predicts
+                predicted = oracle.predict_smiles(list(samples)).double()
+            values = predicted[:, oracle_names.index(name)]
         else:
             result[f"mae/{name}"] = None
             reasons[f"mae/{name}"] = (f"{name} is not computable from the structure (a dataset column; score it "
-                                      "with an oracle regressor)")
+                                      "with an oracle regressor: --oracle)")
             continue
         target = torch.tensor([float(row.get(name, float("nan"))) for row in targets], dtype=torch.float64)
         both = ~torch.isnan(values) & ~torch.isnan(target)

@@ -37,6 +37,7 @@ from graphdiff.datasets.datamodule import GraphDataModule
 from graphdiff.errors import ConfigError, GraphdiffError
 from graphdiff.lit import (
     GenerativeModel,
+    GraphModel,
     ScoreSDEModel,  # noqa: F401  (registers the subclass for `--model ScoreSDEModel`)
 )
 
@@ -64,6 +65,9 @@ class GraphDiffCLI(LightningCLI):
     def predict(self, model: GenerativeModel, datamodule: GraphDataModule, output: str | None = None,
                 **kwargs: Any) -> None:
         """Generate one graph per test graph (same node count) and write them to ``output``."""
+        if not isinstance(model, GenerativeModel):
+            raise ConfigError(f"graphdiff predict generates graphs; a {type(model).__qualname__} does not (its test "
+                              "error: graphdiff test)")
         from graphdiff.outputs import check_output_path, write_or_rescue
         from graphdiff.sample_files import SAMPLE_SUFFIXES, check_sample_suffix, write_samples
         from graphdiff.storage import GraphList
@@ -176,7 +180,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _normal(value: Any, cls: type[GenerativeModel]) -> str:
+def _normal(value: Any, cls: type[GraphModel]) -> str:
     """A comparable text of a hyper-parameter value; network settings that leave the weights alone are ignored."""
     value = _plain(value)
     if isinstance(value, dict):
@@ -189,7 +193,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _check_same_data(ckpt: dict[str, Any], model: GenerativeModel, ckpt_path: str) -> None:
+def _check_same_data(ckpt: dict[str, Any], model: GraphModel, ckpt_path: str) -> None:
     """Refuse data whose vocabulary or statistics differ from those the checkpoint was trained on (the process and
     the node-count distribution come from them)."""
     saved = ckpt["hyper_parameters"].get("dataset_info")
@@ -282,7 +286,7 @@ def run_lightning(argv: list[str]) -> GraphDiffCLI:
     _drop_lightning_notices()
     try:
         return GraphDiffCLI(
-            GenerativeModel,
+            GraphModel,
             GraphDataModule,
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},

@@ -6,6 +6,7 @@ import io
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
@@ -101,17 +102,18 @@ def draw_samples(graphs: GraphList, info: DatasetInfo, path: str | os.PathLike, 
 
 def draw_chain(model, path: str | os.PathLike, seed: int = 0, steps: int | None = None,
                num_nodes: int | None = None, frames: int = 8, condition: dict[str, float] | None = None,
-               guidance: float | dict[str, float] | None = None) -> Path:
+               guidance: float | dict[str, float] | None = None, **steering: Any) -> Path:
     """Write a PNG strip of ``frames`` snapshots of one reverse chain of ``model`` (any family), noise to sample.
 
     Args:
         model: a :class:`~graphdiff.lit.GenerativeModel`.
         path: the PNG file.
         seed, steps, num_nodes, condition, guidance: as :meth:`~graphdiff.lit.GenerativeModel.generate`.
+        steering: ``regressor`` and ``regressor_scale`` of a regressor-guided chain (as ``generate``).
         frames: snapshots, evenly spaced over the chain.
     """
     result = model.generate_with_chain(1, frames=frames, steps=steps, seed=seed, num_nodes=num_nodes,
-                                       condition=condition, guidance=guidance)
+                                       condition=condition, guidance=guidance, **steering)
     png = chain_png(result.chain, model.info)
     with atomic_write(path, "wb") as f:
         f.write(png)

@@ -30,6 +30,7 @@ DISCRETE = REPO / "configs" / "discrete"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 RECIPES = REPO / "configs" / "recipes"
 CONDITIONAL = REPO / "configs" / "conditional"
+GUIDANCE = REPO / "configs" / "guidance"
 
 # The reference never passes dim_ffy to its layers, whose default is 2048: every published model ran with it.
 REF_FFY = 2048
@@ -236,7 +237,8 @@ def _missing_keys(given: Any, resolved: Any, where: str = "") -> list[str]:
 
 
 @pytest.mark.parametrize("path", [*sorted(DISCRETE.glob("*.yaml")), QUICKSTART, *sorted(RECIPES.glob("*.yaml")),
-                                  *sorted(CONDITIONAL.glob("*.yaml"))], ids=lambda p: p.stem)
+                                  *sorted(CONDITIONAL.glob("*.yaml")), *sorted(GUIDANCE.glob("*.yaml"))],
+                         ids=lambda p: p.stem)
 def test_config_parses_through_the_cli(path: Path) -> None:
     given = yaml.safe_load(path.read_text())
     printed = printed_config(path)
@@ -393,3 +395,30 @@ def test_conditional_configs_name_their_conditions(path: Path) -> None:
     header = path.read_text().split("\nseed_everything")[0]
     assert f"graphdiff fit --config conditional/{path.stem}" in header and "--condition " in header
     assert resolve_config(f"conditional/{path.stem}").resolve() == path.resolve()
+
+
+@pytest.mark.parametrize("path", sorted(GUIDANCE.glob("*.yaml")), ids=lambda p: p.stem)
+def test_guidance_regressors_follow_digress(path: Path) -> None:
+    """DiGress's regressor (guidance branch, configs/experiment/regressor_model.yaml + model/discrete.yaml +
+    train/train_default.yaml): 5 layers, default widths, no extra features, lr 2e-4 with ExponentialLR(0.99) per
+    epoch, batch 512, 1,200 epochs, on the noise process of the unconditional QM9 config it guides."""
+    config = yaml.safe_load(path.read_text())
+    init = config["model"]["init_args"]
+    generator = yaml.safe_load((DISCRETE / "qm9.yaml").read_text())["model"]["init_args"]
+    assert config["model"]["class_path"] == "graphdiff.lit.PropertyRegressor"
+    assert {k: init[k] for k in ("T", "schedule", "transition")} == {k: generator[k] for k in ("T", "schedule",
+                                                                                                "transition")}
+    assert init["model"]["n_layers"] == 5 and init["model"]["preset"] == "digress"
+    assert init["lr"] == 2e-4 and init["lr_schedule"] == "exponential" and init["lr_decay"] == 0.99
+    assert config["data"]["batch_size"] == 512 and config["data"]["dataset"] == "qm9"
+    oracle = path.stem == "qm9_oracle"
+    # The guidance gradient goes through the one-hot input alone (DiGress); the oracle takes no gradient.
+    assert init["model"]["extra_features"] == ("all" if oracle else "none")
+    assert init["model"]["molecular"] is oracle
+    assert init["noisy"] is (not oracle)
+    assert config["trainer"]["max_epochs"] == (300 if oracle else 1200)
+    expected = {"qm9_mu_regressor": ["mu"], "qm9_homo_regressor": ["homo"]}.get(path.stem, ["mu", "homo"])
+    assert config["data"]["conditions"] == expected
+    header = path.read_text().split("\nseed_everything")[0]
+    assert f"graphdiff fit --config guidance/{path.stem}" in header
+    assert ("--oracle" if oracle else "--regressor") in header

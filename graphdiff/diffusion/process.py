@@ -392,6 +392,7 @@ class DiscreteDiffusion:
         s: Tensor | int,
         t: Tensor | int,
         generator: torch.Generator | None = None,
+        weights: DenseGraph | None = None,
     ) -> DenseGraph:
         """One reverse step: sample ``G_s ~ p(G_s | G_t)`` for any ``s < t``.
 
@@ -401,12 +402,19 @@ class DiscreteDiffusion:
             s: target times, ``[B]`` long (``s = t - 1`` for ancestral sampling; smaller to stride).
             t: current times, ``[B]`` long.
             generator: optional random generator.
+            weights: optional positive factors per class, ``X [B, n, dx]`` and ``E [B, n, n, de]``, multiplying
+                ``p(x_s | G_t)`` before it is sampled (DiGress's regressor guidance,
+                :class:`~graphdiff.models.guidance.RegressorGuidance`); a row whose product underflows to 0 keeps
+                the unweighted distribution.
 
         Returns:
             One-hot ``G_s`` of the dtype of ``noisy.X``: symmetric ``E``, empty diagonal and padding, ``y`` copied.
         """
         probs = self.posterior_marginalised(noisy, pred, s, t)
-        return sample_graph(probs.X, probs.E, noisy.node_mask, noisy.y, generator, _out_dtype(noisy.X.dtype))
+        X, E = probs.X, probs.E
+        if weights is not None:
+            X, E = _reweight(X, weights.X), _reweight(E, weights.E)
+        return sample_graph(X, E, noisy.node_mask, noisy.y, generator, _out_dtype(noisy.X.dtype))
 
     # -- variational bound ----------------------------------------------------------------------------------
 
@@ -535,6 +543,12 @@ def _tiny(x: Tensor) -> float:
 def _normalise_rows(weights: Tensor) -> Tensor:
     total = weights.sum(-1, keepdim=True)
     return torch.where(total > 0, weights / total.clamp_min(_tiny(total)), 0.0)
+
+
+def _reweight(probs: Tensor, weights: Tensor) -> Tensor:
+    """``probs * weights``, except on rows where that product is all zero (underflow): there ``probs``."""
+    weighted = probs * weights.to(probs.dtype)
+    return torch.where(weighted.sum(-1, keepdim=True) > 0, weighted, probs)
 
 
 def _pair_mask(node_mask: Tensor, both_directions: bool) -> Tensor:

@@ -54,11 +54,17 @@ class DiscreteGraphSampler(GraphSampler):
         process: the diffusion process.
         denoiser: ``(noisy DenseGraph, t [B] in [0, 1]) -> logits of the clean graph``.
         steps: reverse steps (default ``T``).
+        steering: optional ``(noisy DenseGraph, t [B] in [0, 1]) -> DenseGraph`` of positive per-class factors
+            that multiply each reverse distribution (:class:`~graphdiff.models.guidance.RegressorGuidance`). It
+            reads its targets from the trailing ``steering.target_dim`` columns of the chain's ``y``; the denoiser
+            gets the columns before them.
     """
 
-    def __init__(self, process: DiscreteDiffusion, denoiser: nn.Module, steps: int | None = None) -> None:
+    def __init__(self, process: DiscreteDiffusion, denoiser: nn.Module, steps: int | None = None,
+                 steering: nn.Module | None = None) -> None:
         self.process = process
         self.denoiser = denoiser
+        self.steering = steering
         self.grid = time_grid(process.T, steps)
 
     @property
@@ -73,9 +79,16 @@ class DiscreteGraphSampler(GraphSampler):
         B, device, T = state.batch_size, state.X.device, self.process.T
         t = torch.full((B,), self.grid[k], dtype=torch.long, device=device)
         s = torch.full((B,), self.grid[k + 1], dtype=torch.long, device=device)
-        logits = self.denoiser(state, t.float() / T)
+        weights = None
+        if self.steering is not None:
+            P = self.steering.target_dim
+            weights = self.steering(state, t.float() / T)
+            own = DenseGraph(state.X, state.E, state.y[:, : state.y.shape[1] - P], state.node_mask)
+            logits = self.denoiser(own, t.float() / T)
+        else:
+            logits = self.denoiser(state, t.float() / T)
         pred = DenseGraph(logits.X.softmax(-1), logits.E.softmax(-1), logits.y, state.node_mask)
-        return self.process.step(pred, state, s, t, generator=generator)
+        return self.process.step(pred, state, s, t, generator=generator, weights=weights)
 
     def decode(self, state: DenseGraph, final: bool = False) -> DenseGraph:
         return state.argmax()

@@ -1,4 +1,5 @@
-"""The LightningModule every model family shares: generation, evaluation by sampling, optimisation, checkpoints.
+"""The LightningModules every model shares: :class:`GraphModel` (settings, optimisation, checkpoints) and
+:class:`GenerativeModel` (generation and evaluation by sampling).
 
 A family subclasses :class:`GenerativeModel` and adds only what is its own: building its process and network from
 its hyper-parameters, the training loss (``training_step``), its sampler settings (:meth:`sampler_config`) and its
@@ -27,24 +28,24 @@ from graphdiff.generation import Generation, GraphSampler, SamplerConfig, genera
 from graphdiff.info import DatasetInfo
 from graphdiff.io import atomic_write
 from graphdiff.log import get_logger
-from graphdiff.models.guidance import ClassifierFreeGuidance
+from graphdiff.models.guidance import ClassifierFreeGuidance, RegressorGuidance
 from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph, one_hot_graph
 
 log = get_logger(__name__)
 
-_MODELS: dict[str, type[GenerativeModel]] = {}
+_MODELS: dict[str, type[GraphModel]] = {}
 
 
-def register_model(cls: type[GenerativeModel]) -> type[GenerativeModel]:
+def register_model(cls: type[GraphModel]) -> type[GraphModel]:
     """Class decorator: allow checkpoints and stored configurations to rebuild ``cls``.
 
     A checkpoint names its model class; graphdiff builds only registered classes from it (its own families, and
     subclasses a user registers explicitly), never an arbitrary importable callable. The class is found by its
     qualified name, its bare name and its ``family``.
     """
-    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
-        raise TypeError(f"register_model expects a GenerativeModel subclass, got {cls!r}")
+    if not (isinstance(cls, type) and issubclass(cls, GraphModel)):
+        raise TypeError(f"register_model expects a GraphModel subclass, got {cls!r}")
     _MODELS[f"{cls.__module__}.{cls.__qualname__}"] = cls
     _MODELS[cls.__qualname__] = cls
     if cls.family and cls.family not in _MODELS:
@@ -52,14 +53,14 @@ def register_model(cls: type[GenerativeModel]) -> type[GenerativeModel]:
     return cls
 
 
-def registered_models() -> dict[str, type[GenerativeModel]]:
+def registered_models() -> dict[str, type[GraphModel]]:
     """Registered model classes by qualified name, bare class name and family (graphdiff's own always included)."""
     import graphdiff.lit  # noqa: F401  (registers graphdiff's families)
 
     return dict(_MODELS)
 
 
-def model_class_path(cls: type[GenerativeModel]) -> str:
+def model_class_path(cls: type[GraphModel]) -> str:
     """The import path a config names ``cls`` by: ``graphdiff.lit.<Class>`` for graphdiff's own families."""
     import graphdiff.lit
 
@@ -69,15 +70,16 @@ def model_class_path(cls: type[GenerativeModel]) -> str:
 
 
 def model_families() -> dict[str, type[GenerativeModel]]:
-    """``{family: class}`` of the registered families (``discrete``, ``sde``, ...)."""
-    return {k: v for k, v in registered_models().items() if k == v.family}
+    """``{family: class}`` of the registered generative families (``discrete``, ``sde``, ``flow``, ...)."""
+    return {k: v for k, v in registered_models().items() if k == v.family and issubclass(v, GenerativeModel)}
 
 
-class GenerativeModel(pl.LightningModule):
-    """Base of graphdiff's model families: built from a dataset info, generates graphs through one interface.
+class GraphModel(pl.LightningModule):
+    """Base of graphdiff's LightningModules: built from a dataset info, with checked settings, the optimiser and its
+    schedule, opt-in ``torch.compile`` and checkpoints that name their class and configuration.
 
-    Subclasses take ``dataset_info`` as their first argument (the CLI links it from the data module), set
-    ``family``, and implement :meth:`sampler_config` and :meth:`graph_sampler`.
+    :class:`GenerativeModel` (the model families) and :class:`~graphdiff.lit.regressor.PropertyRegressor` (the
+    property regressor of DiGress's guidance) derive from it; ``graphdiff fit / validate / test`` train either.
     """
 
     #: the family's name (``discrete``, ``sde``, ...): ``gd.fit(..., family=...)`` and sampler settings use it.
@@ -92,13 +94,118 @@ class GenerativeModel(pl.LightningModule):
     #: keys of the ``model`` (network) settings that may change on a checkpoint: they do not change the weights.
     runtime_network_keys: tuple[str, ...] = ("dropout", "checkpoint", "recompute_edges")
 
+    @property
+    def network(self) -> torch.nn.Module:
+        """The model's network, ``(graph, t) -> graph`` (what :meth:`GenerativeModel.guided_network` wraps)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ torch.compile (opt-in: ``compile: true``)
+    def setup(self, stage: str) -> None:
+        self.compile_networks()
+
+    def compile_networks(self) -> None:
+        """With the hyper-parameter ``compile`` true, compile each network (a child module with parameters) in
+        place, once (:func:`graphdiff.compile.compile_network`: eager fallback, ``state_dict`` keys unchanged).
+        Runs at the trainer's ``setup`` and before sampling."""
+        if self.hparams.get("compile"):
+            for child in self.children():
+                if next(child.parameters(), None) is not None:
+                    compile_network(child)
+
+    # ------------------------------------------------------------------ settings checked at construction
+    _POSITIVE_INTS = ("T", "eval_samples", "sample_batch_size")
+    _NON_NEGATIVE_INTS = ("eval_every_n_epochs", "test_samples", "warmup_steps")
+    _POSITIVE_NUMBERS = ("lr",)
+    _NON_NEGATIVE_NUMBERS = ("weight_decay", "lambda_edge", "lambda_adj")
+
+    def check_hparams(self) -> None:
+        """Refuse out-of-range settings at construction (one line each), before any training or sampling."""
+        hp = self.hparams
+        for key in self._POSITIVE_INTS + self._NON_NEGATIVE_INTS:
+            if key in hp:
+                _count(f"model.{key}", hp[key], minimum=1 if key in self._POSITIVE_INTS else 0)
+        for key in self._POSITIVE_NUMBERS + self._NON_NEGATIVE_NUMBERS:
+            value = hp.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
+                    value <= 0 if key in self._POSITIVE_NUMBERS else value < 0):
+                bound = "> 0" if key in self._POSITIVE_NUMBERS else ">= 0"
+                raise ConfigError(f"model.{key}={value!r}: expected a number {bound}")
+        dropout = hp.get("condition_dropout", 0.0)
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
+            raise ConfigError(f"model.condition_dropout={dropout!r}: expected a probability in [0, 1]")
+        if not isinstance(hp.get("compile", False), bool):
+            raise ConfigError(f"model.compile={hp['compile']!r}: expected true or false")
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        """AdamW (``optimizer: adamw``, decoupled weight decay) or Adam (``adam``, L2 weight decay, GDSS), with a
+        linear warm-up and a ``constant``, ``cosine`` or ``exponential`` (per epoch, ``lr_decay``) schedule."""
+        hp = self.hparams
+        cls = torch.optim.Adam if hp.get("optimizer", "adamw") == "adam" else torch.optim.AdamW
+        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad)
+        warmup, schedule = hp.warmup_steps, hp.lr_schedule
+        if warmup == 0 and schedule == "constant":
+            return opt
+
+        def factor(step: int) -> float:
+            if schedule == "exponential":  # GDSS: ExponentialLR stepped every epoch, after the warm-up ramp
+                return lr_factor(self, step, warmup, "constant") * hp.lr_decay ** self.current_epoch
+            return lr_factor(self, step, warmup, schedule)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.setdefault("graphdiff", {})
+        meta["version"] = graphdiff.__version__
+        meta["model_class"] = model_class_path(type(self))
+        meta["family"] = self.family
+        if getattr(self, "cli_config", None) is not None:
+            meta["config"] = self.cli_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make this run's optimiser settings win over the ones saved in a resumed checkpoint.
+
+        Lightning restores the optimiser state (learning rate and weight decay included) after this hook, from the
+        same dict: rewriting its parameter groups here is what makes ``fit --ckpt_path C --model.lr X`` train at
+        ``X``. (The learning-rate schedule itself is a function of the current hyper-parameters.)
+        """
+        lr, decay = self.hparams.get("lr"), self.hparams.get("weight_decay")
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                if lr is not None and group.get("initial_lr"):  # keep the schedule's current factor
+                    group["lr"] = float(lr) * group["lr"] / group["initial_lr"]
+                    group["initial_lr"] = float(lr)
+                elif lr is not None:
+                    group["lr"] = float(lr)
+                if decay is not None and "weight_decay" in group:
+                    group["weight_decay"] = float(decay)
+        for sched in checkpoint.get("lr_schedulers", []):
+            if lr is not None and "base_lrs" in sched:
+                sched["base_lrs"] = [float(lr)] * len(sched["base_lrs"])
+
+
+class GenerativeModel(GraphModel):
+    """Base of graphdiff's model families: built from a dataset info, generates graphs through one interface.
+
+    Subclasses take ``dataset_info`` as their first argument (the CLI links it from the data module), set
+    ``family``, and implement :meth:`sampler_config` and :meth:`graph_sampler`.
+    """
+
     # ------------------------------------------------------------------ the family's part
+    #: whether :meth:`graph_sampler` takes ``steering`` (regressor guidance).
+    takes_regressor_guidance: ClassVar[bool] = False
+
     def sampler_config(self) -> SamplerConfig:
         """The sampler settings this model samples with by default (from its hyper-parameters)."""
         raise NotImplementedError
 
     def graph_sampler(self, config: SamplerConfig, postprocess: bool = True,
-                      network: torch.nn.Module | None = None) -> GraphSampler:
+                      network: torch.nn.Module | None = None,
+                      steering: torch.nn.Module | None = None) -> GraphSampler:
         """The family's reverse process with this model's network bound, for ``config``.
 
         Args:
@@ -106,12 +213,21 @@ class GenerativeModel(pl.LightningModule):
             postprocess: apply the family's post-processing of final samples (e.g. a valency correction), when the
                 model is configured with one.
             network: the network to sample with (default :attr:`network`; :meth:`generate` passes it guided).
+            steering: regressor guidance (:meth:`regressor_guidance`); only the discrete family takes it.
         """
         raise NotImplementedError
 
     def max_sample_steps(self) -> int | None:
         """The largest ``steps`` the sampler accepts (``None``: any number)."""
         return None
+
+    def check_hparams(self) -> None:
+        super().check_hparams()
+        if self.hparams.get("sample_steps") is not None:
+            steps = _count("model.sample_steps", self.hparams["sample_steps"], minimum=1)
+            top = self.max_sample_steps()
+            if top is not None and steps > top:
+                raise ConfigError(f"model.sample_steps={steps} exceeds T={top}")
 
     def evaluation_variants(self, graphs: GraphList) -> dict[str, GraphList]:
         """The sample sets scored at validation and test, by log-prefix suffix (``""``: the raw samples)."""
@@ -123,7 +239,8 @@ class GenerativeModel(pl.LightningModule):
                  num_nodes: int | Sequence[int] | torch.Tensor | None = None, batch_size: int | None = None,
                  progress: bool | None = None, sampler: SamplerConfig | None = None,
                  postprocess: bool = True, condition: Condition | None = None,
-                 guidance: Guidance | None = None) -> GraphList:
+                 guidance: Guidance | None = None, regressor: GraphModel | None = None,
+                 regressor_scale: float = 100.0) -> GraphList:
         """Sample graphs; returns a :class:`~graphdiff.storage.GraphList` of class indices.
 
         Args:
@@ -141,23 +258,32 @@ class GenerativeModel(pl.LightningModule):
                 ``info.conditioning.names`` (``NaN``: no target for that property). Default: none (unconditional).
             guidance: classifier-free guidance scale: one number (0: unconditional, 1: conditional, > 1: guided;
                 default 1), or ``{property: scale}`` for compositional guidance.
+            regressor: a :class:`~graphdiff.lit.regressor.PropertyRegressor` trained on noisy graphs: DiGress's
+                regressor guidance of this (unconditional, discrete) model towards ``condition``, which then names
+                the regressor's properties.
+            regressor_scale: ``lambda`` of the regressor guidance (DiGress: 100 for QM9 mu, 300 for HOMO).
         """
         return self.generate_with_chain(num_samples, 0, steps, seed, num_nodes, batch_size, progress, sampler,
-                                        postprocess, condition, guidance).graphs
+                                        postprocess, condition, guidance, regressor, regressor_scale).graphs
 
     @torch.no_grad()
     def generate_with_chain(self, num_samples: int, frames: int = 8, steps: int | None = None,
                             seed: int | None = None, num_nodes: int | Sequence[int] | torch.Tensor | None = None,
                             batch_size: int | None = None, progress: bool | None = None,
                             sampler: SamplerConfig | None = None, postprocess: bool = True,
-                            condition: Condition | None = None, guidance: Guidance | None = None) -> Generation:
+                            condition: Condition | None = None, guidance: Guidance | None = None,
+                            regressor: GraphModel | None = None, regressor_scale: float = 100.0) -> Generation:
         """As :meth:`generate`, also recording ``frames`` snapshots of every chain (for pictures)."""
         counts, steps, batch_size = self.sampling_plan(num_samples, steps, seed, num_nodes, batch_size)
-        conditions = self.encode_targets(condition, num_samples)
+        steering = None
+        if regressor is not None:
+            steering, conditions = self.regressor_guidance(regressor, condition, num_samples, regressor_scale)
+        else:
+            conditions = self.encode_targets(condition, num_samples)
         self.compile_networks()
         config = self.resolve_sampler(sampler).with_steps(steps)
         graph_sampler = self.graph_sampler(config, postprocess=postprocess,  # built (and checked) before any work
-                                           network=self.guided_network(guidance))
+                                           network=self.guided_network(guidance), steering=steering)
         was_training = self.training
         self.eval()
         try:
@@ -167,11 +293,6 @@ class GenerativeModel(pl.LightningModule):
             self.train(was_training)
 
     # ------------------------------------------------------------------ conditions
-    @property
-    def network(self) -> torch.nn.Module:
-        """The family's network, ``(graph, t) -> graph`` (what :meth:`guided_network` wraps)."""
-        raise NotImplementedError
-
     def conditional_batch(self, batch: DenseGraph, training: bool) -> DenseGraph:
         """``batch`` with its raw property values ``y [B, P]`` replaced by their encoding ``[B, C]``; in training,
         each graph's encoding is dropped (zeroed) with probability ``condition_dropout``."""
@@ -205,6 +326,43 @@ class GenerativeModel(pl.LightningModule):
             scales = [(conditioning.columns(name), _scale(f"guidance[{name}]", s)) for name, s in guidance.items()]
             return ClassifierFreeGuidance(self.network, conditioning.width, scales)
         return ClassifierFreeGuidance(self.network, conditioning.width, _scale("guidance", guidance))
+
+    def regressor_guidance(self, regressor: GraphModel, condition: Condition | None, num_samples: int,
+                           scale: float) -> tuple[RegressorGuidance, torch.Tensor]:
+        """DiGress's regressor guidance of this model by ``regressor`` towards ``condition``, checked before any
+        work: the steering module and the ``[num_samples, P]`` targets in the properties' units (``NaN``: none).
+
+        Raises:
+            ConfigError: not a property regressor, a conditional model, no targets, a scale that is not a finite
+                number >= 0, or a regressor of other data or another noise process.
+        """
+        from graphdiff.lit.regressor import PropertyRegressor
+
+        if not isinstance(regressor, PropertyRegressor):
+            raise ConfigError(f"regressor: expected a PropertyRegressor, got {type(regressor).__name__}")
+        if not self.takes_regressor_guidance:
+            raise ConfigError(f"regressor guidance (DiGress) is for the discrete family; a {self.family!r} model "
+                              "is guided by a condition it was trained on (classifier-free guidance)")
+        if len(self.info.conditioning):
+            raise ConfigError(f"regressor guidance steers an unconditional model; this one is conditioned on "
+                              f"{', '.join(self.info.conditioning.names)}: use its classifier-free guidance")
+        if condition is None:
+            raise ConfigError(f"regressor guidance needs targets for {', '.join(regressor.names)}, e.g. "
+                              f"--condition {regressor.names[0]}=VALUE")
+        lam = _scale("regressor_scale", scale)
+        if lam < 0:
+            raise ConfigError(f"regressor_scale={lam:g}: expected a number >= 0")
+        if (regressor.info.node_types, regressor.info.edge_types) != (self.info.node_types, self.info.edge_types):
+            raise ConfigError(f"the regressor was trained on node types {regressor.info.node_types} and edge types "
+                              f"{regressor.info.edge_types}, the model on {self.info.node_types} and "
+                              f"{self.info.edge_types}")
+        for key in ("schedule", "schedule_options", "transition"):
+            if key in self.hparams and self.hparams[key] != regressor.hparams[key]:
+                raise ConfigError(f"the regressor's noise process differs from the model's ({key}: "
+                                  f"{regressor.hparams[key]!r} vs {self.hparams[key]!r}); train it with the model's")
+        targets = regressor.info.conditioning.targets(condition, num_samples).float()
+        regressor.to(self.device).eval()
+        return RegressorGuidance(regressor, regressor.mean, regressor.std, lam), targets
 
     def resolve_sampler(self, sampler: SamplerConfig | dict[str, Any] | None) -> SamplerConfig:
         """``sampler`` (settings, or their dict), checked to be this family's; default :meth:`sampler_config`."""
@@ -267,50 +425,6 @@ class GenerativeModel(pl.LightningModule):
         counts = batch.node_mask.sum(dim=1).cpu()
         seed = 1_000_003 * self.global_rank + batch_idx
         return self.generate(len(counts), seed=seed, num_nodes=counts)
-
-    # ------------------------------------------------------------------ torch.compile (opt-in: ``compile: true``)
-    def setup(self, stage: str) -> None:
-        self.compile_networks()
-
-    def compile_networks(self) -> None:
-        """With the hyper-parameter ``compile`` true, compile each network (a child module with parameters) in
-        place, once (:func:`graphdiff.compile.compile_network`: eager fallback, ``state_dict`` keys unchanged).
-        Runs at the trainer's ``setup`` and before sampling."""
-        if self.hparams.get("compile"):
-            for child in self.children():
-                if next(child.parameters(), None) is not None:
-                    compile_network(child)
-
-    # ------------------------------------------------------------------ settings checked at construction
-    _POSITIVE_INTS = ("T", "eval_samples", "sample_batch_size")
-    _NON_NEGATIVE_INTS = ("eval_every_n_epochs", "test_samples", "warmup_steps")
-    _POSITIVE_NUMBERS = ("lr",)
-    _NON_NEGATIVE_NUMBERS = ("weight_decay", "lambda_edge", "lambda_adj")
-
-    def check_hparams(self) -> None:
-        """Refuse out-of-range settings at construction (one line each), before any training or sampling."""
-        hp = self.hparams
-        for key in self._POSITIVE_INTS + self._NON_NEGATIVE_INTS:
-            if key in hp:
-                _count(f"model.{key}", hp[key], minimum=1 if key in self._POSITIVE_INTS else 0)
-        for key in self._POSITIVE_NUMBERS + self._NON_NEGATIVE_NUMBERS:
-            value = hp.get(key)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
-                    value <= 0 if key in self._POSITIVE_NUMBERS else value < 0):
-                bound = "> 0" if key in self._POSITIVE_NUMBERS else ">= 0"
-                raise ConfigError(f"model.{key}={value!r}: expected a number {bound}")
-        dropout = hp.get("condition_dropout", 0.0)
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
-            raise ConfigError(f"model.condition_dropout={dropout!r}: expected a probability in [0, 1]")
-        if not isinstance(hp.get("compile", False), bool):
-            raise ConfigError(f"model.compile={hp['compile']!r}: expected true or false")
-        if hp.get("sample_steps") is not None:
-            steps = _count("model.sample_steps", hp["sample_steps"], minimum=1)
-            top = self.max_sample_steps()
-            if top is not None and steps > top:
-                raise ConfigError(f"model.sample_steps={steps} exceeds T={top}")
 
     # ------------------------------------------------------------------ sampling-based evaluation
     def on_validation_epoch_end(self) -> None:
@@ -396,54 +510,6 @@ class GenerativeModel(pl.LightningModule):
             with atomic_write(folder / f"{stage}-{name}-{tag}.png", "wb") as f:
                 f.write(png)
 
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        """AdamW (``optimizer: adamw``, decoupled weight decay) or Adam (``adam``, L2 weight decay, GDSS), with a
-        linear warm-up and a ``constant``, ``cosine`` or ``exponential`` (per epoch, ``lr_decay``) schedule."""
-        hp = self.hparams
-        cls = torch.optim.Adam if hp.get("optimizer", "adamw") == "adam" else torch.optim.AdamW
-        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad)
-        warmup, schedule = hp.warmup_steps, hp.lr_schedule
-        if warmup == 0 and schedule == "constant":
-            return opt
-
-        def factor(step: int) -> float:
-            if schedule == "exponential":  # GDSS: ExponentialLR stepped every epoch, after the warm-up ramp
-                return lr_factor(self, step, warmup, "constant") * hp.lr_decay ** self.current_epoch
-            return lr_factor(self, step, warmup, schedule)
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        meta = checkpoint.setdefault("graphdiff", {})
-        meta["version"] = graphdiff.__version__
-        meta["model_class"] = model_class_path(type(self))
-        meta["family"] = self.family
-        if getattr(self, "cli_config", None) is not None:
-            meta["config"] = self.cli_config
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Make this run's optimiser settings win over the ones saved in a resumed checkpoint.
-
-        Lightning restores the optimiser state (learning rate and weight decay included) after this hook, from the
-        same dict: rewriting its parameter groups here is what makes ``fit --ckpt_path C --model.lr X`` train at
-        ``X``. (The learning-rate schedule itself is a function of the current hyper-parameters.)
-        """
-        lr, decay = self.hparams.get("lr"), self.hparams.get("weight_decay")
-        for state in checkpoint.get("optimizer_states", []):
-            for group in state.get("param_groups", []):
-                if lr is not None and group.get("initial_lr"):  # keep the schedule's current factor
-                    group["lr"] = float(lr) * group["lr"] / group["initial_lr"]
-                    group["initial_lr"] = float(lr)
-                elif lr is not None:
-                    group["lr"] = float(lr)
-                if decay is not None and "weight_decay" in group:
-                    group["weight_decay"] = float(decay)
-        for sched in checkpoint.get("lr_schedulers", []):
-            if lr is not None and "base_lrs" in sched:
-                sched["base_lrs"] = [float(lr)] * len(sched["base_lrs"])
 
 
 def lr_factor(module: pl.LightningModule, step: int, warmup: int, schedule: str) -> float:

@@ -52,6 +52,7 @@ class DiscreteDiffusionModel(GenerativeModel):
     """
 
     family = "discrete"
+    takes_regressor_guidance = True
     structural_hparams = ("T", "schedule", "schedule_options", "transition", "model")
 
     def __init__(
@@ -134,8 +135,10 @@ class DiscreteDiffusionModel(GenerativeModel):
         return DiscreteSamplerConfig(steps=self.hparams.sample_steps)
 
     def graph_sampler(self, config: DiscreteSamplerConfig, postprocess: bool = True,
-                      network: torch.nn.Module | None = None) -> DiscreteGraphSampler:
-        return DiscreteGraphSampler(self.process, network if network is not None else self.denoiser, config.steps)
+                      network: torch.nn.Module | None = None,
+                      steering: torch.nn.Module | None = None) -> DiscreteGraphSampler:
+        return DiscreteGraphSampler(self.process, network if network is not None else self.denoiser, config.steps,
+                                    steering=steering)
 
     def max_sample_steps(self) -> int:
         return self.process.T

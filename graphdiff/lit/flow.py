@@ -131,6 +131,9 @@ class DiscreteFlowModel(GenerativeModel):
         return config.with_steps(self.hparams.sample_steps)  # type: ignore[return-value]
 
     def graph_sampler(self, config: FlowSamplerConfig, postprocess: bool = True,
-                      network: torch.nn.Module | None = None) -> FlowGraphSampler:
+                      network: torch.nn.Module | None = None,
+                      steering: torch.nn.Module | None = None) -> FlowGraphSampler:
+        if steering is not None:
+            raise ConfigError(f"regressor guidance is for the discrete family, not {self.family!r}")
         classes = (self.info.num_node_types, self.info.num_edge_types)
         return FlowGraphSampler(self.flow, network if network is not None else self.denoiser, config, classes)

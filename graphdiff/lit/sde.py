@@ -224,7 +224,9 @@ class ScoreSDEModel(GenerativeModel):
         return _sampler(self.hparams.sampler, self.hparams.sample_steps)
 
     def graph_sampler(self, config: SamplerSettings, postprocess: bool = True,
-                      network: nn.Module | None = None) -> ScoreSDEGraphSampler:
+                      network: nn.Module | None = None, steering: nn.Module | None = None) -> ScoreSDEGraphSampler:
+        if steering is not None:
+            raise ConfigError(f"regressor guidance is for the discrete family, not {self.family!r}")
         correct = self.correct if postprocess and self.hparams.valency_correction else None
         return self.process.sampler(network if network is not None else self.score_model,
                                     self.info.num_node_types, config,

@@ -225,6 +225,9 @@ def test_cli_fits_a_regressor_then_guides_and_scores_with_it(tmp_path, capsys, m
     path.write_text(yaml.safe_dump(config))
     assert main(["fit", "--config", str(path)]) == 0
     reg_ckpt = next((tmp_path / "reg").rglob("*.ckpt"))
+    capsys.readouterr()
+    assert main(["test", "--ckpt_path", str(reg_ckpt)]) == 0  # the stored config; its MAE in edges
+    assert "test/mae/num_edges" in capsys.readouterr().out
     reg = gd.load_regressor(reg_ckpt)
     assert isinstance(reg, PropertyRegressor) and reg.names == ["num_edges"]
     gen_ckpt = tmp_path / "gen" / "checkpoints" / "last.ckpt"

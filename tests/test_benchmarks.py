@@ -168,6 +168,34 @@ def test_floor_row_is_training_graphs_against_the_test_split(data_root):
     assert "| comm20 | training graphs (floor) | – | – | 6 training graphs |" in table
 
 
+def test_floor_over_several_draws_is_the_mean_of_single_draws(data_root):
+    from benchmarks import quality
+
+    single = [quality.train_test_floor("comm20", 6, seed=k)["metrics"]["degree"] for k in range(3)]
+    row = quality.train_test_floor("comm20", 6, draws=3)
+    assert row["metrics"]["degree"] == pytest.approx(sum(single) / 3)
+    assert row["metrics_std"]["degree"] == pytest.approx(float(torch.tensor(single).std()))
+    assert row["model"] == f"{quality.FLOOR_MODEL}, mean of 3 draws"
+    assert "± " in quality.render([{**row, "command": "c", "machine": "m", "date": "d"}])
+
+
+def test_guidance_table_and_plot(tmp_path):
+    from benchmarks import guidance
+
+    rows = [{"kind": "regressor", "property": "logp", "model": "small", "minutes": 1, "steps": 10,
+             "clean_test_mae": 0.5, "mean_predictor_mae": 1.0},
+            *({"kind": "regressor guidance", "property": "logp", "scale": lam, "model": "m", "samples": 10,
+               "sample_steps": 5, "validity": 0.9, "uniqueness": 1.0, "mae": 1.0 / (1 + lam)} for lam in (0, 10)),
+            {"kind": "classifier-free guidance", "property": "qed", "scale": 2.0, "model": "m", "samples": 10,
+             "sample_steps": 5, "validity": None, "uniqueness": None, "mae": None}]
+    table = guidance.render(rows)
+    assert "| regressor guidance | logp | 10 | m | 10 (5) | 90.0 | 100.0 | 0.091 |" in table
+    assert "| classifier-free guidance | qed | 2 | m | 10 (5) | – | – | – |" in table
+    assert "clean test MAE 0.500 (predicting the training mean: 1.000)" in table
+    assert guidance.plot(rows, tmp_path / "g.png") and (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert not guidance.plot(rows[:1], tmp_path / "none.png")
+
+
 def test_compile_rows_render():
     phase = {"first_ms": {"eager": 270.0, "compiled": 4600.0}, "ms": {"eager": 256.0, "compiled": 200.0},
              "speedup": 1.28, "compile_s": 4.4}

@@ -18,7 +18,6 @@ prediction). DiGress's published regressor-guidance numbers (QM9 mu and HOMO) ar
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -44,6 +43,20 @@ PUBLISHED = ("DiGress (Vignac et al. 2023) reports regressor guidance on QM9's m
              "regressor, which were not trained on this machine, so their rows are not run here")
 
 
+def _fit_for(model: Any, dm: Any, minutes: float, checkpoint: Path) -> tuple[pl.Trainer, float]:
+    """Train ``model`` for ``minutes`` (clipping 1, no validation), save ``checkpoint``; the trainer and seconds."""
+    trainer = pl.Trainer(max_time={"minutes": minutes}, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0,
+                         default_root_dir=str(checkpoint.parent))
+    t0 = time.perf_counter()
+    trainer.fit(model, dm)
+    train_s = time.perf_counter() - t0
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(checkpoint)
+    return trainer, train_s
+
+
 def train_regressor(prop: str, minutes: float, out: Path, seed: int = 0) -> tuple[Any, dict[str, Any]]:
     """A noisy-graph regressor of ``prop`` on QM9, trained for ``minutes`` with the rate annealed over the budget;
     returns it and a row with its clean-graph test MAE (first 2,000 test molecules)."""
@@ -54,15 +67,7 @@ def train_regressor(prop: str, minutes: float, out: Path, seed: int = 0) -> tupl
     dm = GraphDataModule("qm9", batch_size=256, conditions=[prop])
     model = PropertyRegressor(dm.dataset_info, T=500, model=REGRESSOR_MODEL, lr=2e-3, warmup_steps=100,
                               lr_schedule="cosine")
-    trainer = pl.Trainer(max_time={"minutes": minutes}, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0,
-                         default_root_dir=str(out))
-    t0 = time.perf_counter()
-    trainer.fit(model, dm)
-    train_s = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(out / f"regressor_{prop}.ckpt")
+    trainer, train_s = _fit_for(model, dm, minutes, out / f"regressor_{prop}.ckpt")
     test = dm.data.splits["test"][:2000]
     truth = dm.data.property_values(prop)[test].float()
     predicted = model.predict(dm.data.graphs.subset(test))[:, 0]  # clean graphs: t = 0
@@ -85,15 +90,7 @@ def train_oracle(props: list[str], minutes: float, out: Path, seed: int = 0) -> 
     dm = GraphDataModule("qm9", batch_size=256, conditions=props)
     model = PropertyRegressor(dm.dataset_info, noisy=False, model=ORACLE_MODEL, lr=2e-3, warmup_steps=100,
                               lr_schedule="cosine")
-    trainer = pl.Trainer(max_time={"minutes": minutes}, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0,
-                         default_root_dir=str(out))
-    t0 = time.perf_counter()
-    trainer.fit(model, dm)
-    train_s = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(out / f"oracle_{'_'.join(props)}.ckpt")
+    trainer, train_s = _fit_for(model, dm, minutes, out / f"oracle_{'_'.join(props)}.ckpt")
     test = dm.data.splits["test"]
     predicted = model.predict(dm.data.graphs.subset(test))
     rows = []
@@ -210,13 +207,7 @@ def plot(rows: list[dict[str, Any]], path: Path = PLOT) -> bool:
         handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
         ax.legend(handles, [h.get_label() for h in handles], fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    report.save_figure(fig, path)
     return True
 
 

@@ -317,7 +317,6 @@ CURVES = Path(__file__).resolve().parent.parent / "docs" / "images" / "quality_c
 def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
     """Quality against training minutes, one line per (name, model, sampling steps) with two or more budgets, one
     panel per dataset; written to ``path`` (PNG, atomically). Returns the datasets plotted (none: no file)."""
-    import io
 
     import matplotlib
 
@@ -349,13 +348,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    report.save_figure(fig, path)
     return datasets
 
 

@@ -66,6 +66,21 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
+    """Write a matplotlib figure as a PNG atomically (a temporary file renamed over ``path``) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+
+
 def replace_between(document: str, start: str, end: str, body: str) -> str:
     """``document`` with the text between the markers replaced (markers appended if missing)."""
     block = f"{start}\n{body.rstrip()}\n{end}"

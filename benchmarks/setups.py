@@ -124,16 +124,11 @@ class DiGressSetup:
 
 
 def digress_setup(name: str) -> DiGressSetup:
-    from graphdiff.diffusion import DiscreteDiffusion, make_schedule, make_transition
+    from graphdiff.diffusion import DiscreteDiffusion
 
     spec = DIGRESS_SETUPS[name]
     dataset = load(spec["dataset"])
-    info = dataset.info
-    process = DiscreteDiffusion(
-        make_schedule("cosine", spec["T"]),
-        make_transition("marginal", info.num_node_types, info.num_edge_types, info.node_marginals,
-                        info.edge_marginals),
-    )
+    process = DiscreteDiffusion.for_dataset(dataset.info, spec["T"])
     return DiGressSetup(name, dataset, process, spec["T"])
 
 

@@ -20,14 +20,16 @@ docs/concepts.md maps each equation to the function here that computes it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphdiff.diffusion.schedules import NoiseSchedule
-from graphdiff.diffusion.transitions import LimitDistribution, Transition, TransitionMatrices
+from graphdiff.diffusion.schedules import NoiseSchedule, make_schedule
+from graphdiff.diffusion.transitions import LimitDistribution, Transition, TransitionMatrices, make_transition
 from graphdiff.generation import sample_graph
+from graphdiff.info import DatasetInfo
 from graphdiff.types import DenseGraph, mask_features
 
 #: ``predict(noisy, t)``: a denoiser returning logits of the clean node and edge classes.
@@ -189,6 +191,15 @@ class DiscreteDiffusion:
         self.schedule = schedule
         self.transition = transition
         self.T = schedule.T
+
+    @classmethod
+    def for_dataset(cls, info: DatasetInfo, T: int, schedule: str = "cosine",
+                    schedule_options: dict[str, Any] | None = None, transition: str = "marginal") -> DiscreteDiffusion:
+        """The process a model of ``info`` trains with: schedule ``schedule`` over ``T`` steps (with its
+        ``schedule_options``), ``transition`` over the dataset's node and edge classes (marginals from ``info``)."""
+        return cls(make_schedule(schedule, T, **(schedule_options or {})),
+                   make_transition(transition, info.num_node_types, info.num_edge_types, info.node_marginals,
+                                   info.edge_marginals))
 
     def __repr__(self) -> str:
         return f"DiscreteDiffusion(T={self.T}, schedule={self.schedule!r}, transition={self.transition!r})"

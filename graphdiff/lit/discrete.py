@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss, make_schedule, make_transition
+from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss
 from graphdiff.diffusion.sampler import DiscreteGraphSampler, DiscreteSamplerConfig
 from graphdiff.info import DatasetInfo
 from graphdiff.lit.base import GenerativeModel, register_model
@@ -81,11 +81,7 @@ class DiscreteDiffusionModel(GenerativeModel):
         super().__init__()
         self.save_hyperparameters()
         self.info = DatasetInfo.from_dict(dataset_info) if isinstance(dataset_info, dict) else dataset_info
-        self.process = DiscreteDiffusion(
-            make_schedule(schedule, T, **(schedule_options or {})),
-            make_transition(transition, self.info.num_node_types, self.info.num_edge_types,
-                            self.info.node_marginals, self.info.edge_marginals),
-        )
+        self.process = DiscreteDiffusion.for_dataset(self.info, T, schedule, schedule_options, transition)
         self.denoiser = denoiser_for_dataset(self.info, **(model or {}))
         self.register_buffer("node_count_dist", self.info.node_count_distribution(), persistent=False)
         self.check_hparams()

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from graphdiff.diffusion import DiscreteDiffusion, make_schedule, make_transition
+from graphdiff.diffusion import DiscreteDiffusion
 from graphdiff.errors import ConfigError, DataError
 from graphdiff.info import DatasetInfo
 from graphdiff.lit.base import GraphModel, register_model
@@ -83,11 +83,7 @@ class PropertyRegressor(GraphModel):
                               "is categorical")
         if not isinstance(noisy, bool):
             raise ConfigError(f"model.noisy={noisy!r}: expected true or false")
-        self.process = DiscreteDiffusion(
-            make_schedule(schedule, T, **(schedule_options or {})),
-            make_transition(transition, self.info.num_node_types, self.info.num_edge_types,
-                            self.info.node_marginals, self.info.edge_marginals),
-        )
+        self.process = DiscreteDiffusion.for_dataset(self.info, T, schedule, schedule_options, transition)
         # The network reads the graph alone: the properties are its output, never its input.
         plain = dataclasses.replace(self.info, conditions=[])
         settings = {**DEFAULT_REGRESSOR, **(model or {}), "output_y": len(conditioning)}
@@ -120,20 +116,19 @@ class PropertyRegressor(GraphModel):
             graphs: class-index graphs of this model's vocabulary (e.g. ``model.generate(...)``), or a one-hot batch.
             batch_size: graphs per forward pass.
         """
+        if isinstance(graphs, DenseGraph):
+            batches = [graphs]
+        else:
+            batches = (graphs.to_dense(range(start, min(start + batch_size, len(graphs))), self.info.num_node_types,
+                                       self.info.num_edge_types) for start in range(0, len(graphs), batch_size))
         was_training = self.training
         self.eval()
         try:
-            if isinstance(graphs, DenseGraph):
-                return self._denormalise(self(graphs.to(self.device), torch.zeros(graphs.batch_size,
-                                                                                    device=self.device)))
-            out = []
-            for start in range(0, len(graphs), batch_size):
-                idx = range(start, min(start + batch_size, len(graphs)))
-                batch = graphs.to_dense(idx, self.info.num_node_types, self.info.num_edge_types).to(self.device)
-                out.append(self._denormalise(self(batch, torch.zeros(batch.batch_size, device=self.device))))
-            return torch.cat(out).cpu() if out else torch.zeros(0, len(self.names))
+            out = [self._denormalise(self(b.to(self.device), torch.zeros(b.batch_size, device=self.device)))
+                   for b in batches]
         finally:
             self.train(was_training)
+        return torch.cat(out).cpu() if out else torch.zeros(0, len(self.names))
 
     def predict_smiles(self, smiles: Sequence[str | None], batch_size: int = 256) -> torch.Tensor:
         """Properties of molecules given as SMILES, ``[N, P]``; ``NaN`` rows for a missing or unparseable SMILES or

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from graphdiff.types import DenseGraph
+from graphdiff.types import DenseGraph, mask_features
 
 
 class ClassifierFreeGuidance(nn.Module):
@@ -128,11 +128,7 @@ class RegressorGuidance(nn.Module):
             grad_X, grad_E = torch.autograd.grad(per_graph.sum(), (X, E), allow_unused=True)
         grad_X = torch.zeros_like(X) if grad_X is None else grad_X  # a regressor may read only one of them
         grad_E = torch.zeros_like(E) if grad_E is None else grad_E
-        mask = graph.node_mask
-        n = mask.shape[1]
-        pairs = (mask.unsqueeze(1) & mask.unsqueeze(2)) & ~torch.eye(n, dtype=torch.bool, device=mask.device)
-        grad_X = torch.nan_to_num(grad_X) * mask.unsqueeze(-1)
-        grad_E = torch.nan_to_num(grad_E) * pairs.unsqueeze(-1)
+        grad_X, grad_E = mask_features(torch.nan_to_num(grad_X), torch.nan_to_num(grad_E), graph.node_mask)
         return grad_X, (grad_E + grad_E.transpose(1, 2)) / 2
 
     def forward(self, graph: DenseGraph, t: Tensor) -> DenseGraph:

@@ -80,7 +80,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 BATCH_OF = {"qm9": 512, "comm20": 32, "community_small": 32, "ego_small": 32}
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 #: Periodic/test evaluation settings of the shipped configs: the benchmark samples and evaluates by itself.
-SDE_EVAL_ARGS = {"eval_every_n_epochs", "test_samples", "sample_batch_size"}
+SDE_EVAL_ARGS = {"eval_every_n_epochs", "test_samples", "test_folds", "sample_batch_size"}
 MOLECULE_METRICS = ["validity", "relaxed_validity", "uniqueness", "novelty"]
 
 

@@ -25,17 +25,20 @@ from graphdiff.lit import GenerativeModel, GraphModel, PropertyRegressor
 __all__ = ["fit", "load_model", "load_regressor", "read_checkpoint", "sample_graphs", "sample_molecules"]
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> GenerativeModel:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+               sample_with_ema: bool | None = None) -> GenerativeModel:
     """Rebuild a trained model from a graphdiff checkpoint alone (config and dataset info are inside).
 
     Args:
         path: a ``.ckpt`` written by ``graphdiff fit`` or :func:`fit`.
         device: where to put the model.
+        sample_with_ema: with a run that used the EMA callback, load the averaged weights (``True``) or the raw
+            ones (``False``, GDSS's ``sample.use_ema: False``); default: the model's ``sample_with_ema`` setting.
 
     Returns:
-        The model in eval mode (with EMA weights when the run used the EMA callback).
+        The model in eval mode, with the weights ``sample_with_ema`` picks (the only ones without EMA).
     """
-    return _load(path, device, GenerativeModel)
+    return _load(path, device, GenerativeModel, {} if sample_with_ema is None else {"sample_with_ema": sample_with_ema})
 
 
 def load_regressor(path: str | os.PathLike, device: str | torch.device = "cpu") -> PropertyRegressor:
@@ -44,7 +47,8 @@ def load_regressor(path: str | os.PathLike, device: str | torch.device = "cpu") 
     return _load(path, device, PropertyRegressor)
 
 
-def _load(path: str | os.PathLike, device: str | torch.device, expected: type[GraphModel]) -> Any:
+def _load(path: str | os.PathLike, device: str | torch.device, expected: type[GraphModel],
+          overrides: dict[str, Any] | None = None) -> Any:
     ckpt = read_checkpoint(path)
     cls = checkpoint_model_class(ckpt, path)  # a registered class only: a file never names what gets called
     if not issubclass(cls, expected):
@@ -52,7 +56,7 @@ def _load(path: str | os.PathLike, device: str | torch.device, expected: type[Gr
                else "load_model (CLI: --ckpt_path)")
         raise GraphdiffError(f"{path}: holds a {cls.__qualname__}, not a {expected.__qualname__}; load it with {use}")
     # Lightning's CLI adds private keys (``_class_path``, ``_instantiator``) to the saved arguments.
-    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+    hparams = {**{k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}, **(overrides or {})}
     try:
         model = cls(**hparams)
     except TypeError as exc:
@@ -60,6 +64,8 @@ def _load(path: str | os.PathLike, device: str | torch.device, expected: type[Gr
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise GraphdiffError(f"{path}: holds no weights (no state_dict)")
+    if isinstance(model, GenerativeModel):
+        state = model.checkpoint_weights(ckpt)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shapes that do not fit
@@ -105,7 +111,7 @@ def sample_molecules(model: GenerativeModel, num_samples: int, **kwargs: Any) ->
         what = model.info.name if isinstance(model, GenerativeModel) else type(model).__name__
         raise GraphdiffError(f"sample_molecules: the model generates graphs ({what}), not molecules; "
                              "use sample_graphs")
-    return graphs_to_mols(_generate(model, num_samples, kwargs), model.info)
+    return graphs_to_mols(_generate(model, num_samples, kwargs), model.info, model.molecule_decoding)
 
 
 def _generate(model: GenerativeModel, num_samples: int, kwargs: dict[str, Any]):

@@ -40,10 +40,18 @@ __all__ = [
     "BondVocabulary",
     "UnknownAtomError",
     "UnsupportedBondError",
+    "MOLECULE_DECODINGS",
+    "add_bonds_with_charges",
     "canonical_smiles",
+    "check_decoding",
     "dense_to_mols",
+    "fold_hydrogens",
+    "gdss_molecule",
+    "gdss_molecules",
     "graph_to_mol",
     "mol_to_graph",
+    "mols_with_inferred_charges",
+    "valence_problem",
     "quiet_rdkit",
     "sanitize_or_none",
     "smiles_to_mol",
@@ -389,17 +397,188 @@ def bond_orders_from_names(edge_types: Sequence[str]) -> list[float]:
     return orders
 
 
-def graphs_to_mols(graphs: GraphList, info: DatasetInfo) -> list[Chem.Mol | None]:
+def graphs_to_mols(graphs: GraphList, info: DatasetInfo, decoding: str | None = None) -> list[Chem.Mol | None]:
     """RDKit molecules of ``graphs`` (class indices in ``info``'s vocabularies); ``None`` where RDKit rejects one.
+
+    Args:
+        graphs: the graphs.
+        info: their vocabularies; a QM9 built with ``protocol`` ``digress`` or ``gdss`` (neutral atom types) has
+            its charges inferred as that code does (:func:`mols_with_inferred_charges`).
+        decoding: ``"graphdiff"`` (or ``None``): the molecule the graph describes, as above; ``"gdss"``: GDSS's
+            generated molecules (:func:`gdss_molecule`: charges, valency correction, largest fragment).
+
+    Raises:
+        ConfigError: ``info`` describes graphs, not molecules; an unknown ``decoding``.
+    """
+    if check_decoding(decoding) == "gdss":
+        return gdss_molecules(graphs, info)[0]
+    atoms, bonds = _vocabularies(info)
+    order = _CHARGE_ORDER_BY_PROTOCOL.get((info.options or {}).get("protocol"))
+    if order is not None:
+        return mols_with_inferred_charges(graphs, atoms, bonds, order)
+    return [graph_to_mol(x, ei, et, atoms, bonds) for x, ei, et in graphs]
+
+
+def gdss_molecules(graphs: GraphList, info: DatasetInfo) -> tuple[list[Chem.Mol | None], list[bool]]:
+    """GDSS's molecules of generated ``graphs`` and whether each was valid without correction
+    (:func:`gdss_molecule`).
+
+    Raises:
+        ConfigError: ``info`` describes graphs, not molecules.
+    """
+    atoms, bonds = _vocabularies(info)
+    pairs = [gdss_molecule(x, ei, et, atoms, bonds) for x, ei, et in graphs]
+    return [mol for mol, _ in pairs], [valid for _, valid in pairs]
+
+
+def _vocabularies(info: DatasetInfo) -> tuple[AtomVocabulary, BondVocabulary]:
+    """The atom and bond vocabularies of a molecule dataset.
 
     Raises:
         ConfigError: ``info`` describes graphs, not molecules.
     """
     if info.kind != "molecule":
         raise ConfigError(f"dataset {info.name} holds graphs, not molecules; write .npz, .json or .graphml")
-    atoms = AtomVocabulary.from_names(info.node_types)
-    bonds = BondVocabulary.from_names(info.edge_types)
-    return [graph_to_mol(x, ei, et, atoms, bonds) for x, ei, et in graphs]
+    return AtomVocabulary.from_names(info.node_types), BondVocabulary.from_names(info.edge_types)
+
+
+#: How graphs become molecules: ``graphdiff`` (the dataset's atom types and charges; the default) or ``gdss``
+#: (GDSS's sampler: :func:`gdss_molecule`).
+MOLECULE_DECODINGS = ("graphdiff", "gdss")
+
+
+def check_decoding(decoding: str | None) -> str:
+    """``decoding`` if it is one of :data:`MOLECULE_DECODINGS` (``None``: ``"graphdiff"``).
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if decoding is None:
+        return "graphdiff"
+    if decoding not in MOLECULE_DECODINGS:
+        raise ConfigError(f"decoding={decoding!r}: expected one of {', '.join(MOLECULE_DECODINGS)}")
+    return decoding
+
+
+# ---------------------------------------------------------------------------------------------- inferred charges
+#: Default valence by atomic number in the +1-charge rule of GDSS's ``construct_mol`` and DiGress's
+#: ``build_molecule_with_partial_charges`` (their ``ATOM_VALENCY``).
+ATOM_VALENCY = {6: 4, 7: 3, 8: 2, 9: 1, 15: 3, 16: 2, 17: 1, 35: 1, 53: 1}
+#: Bond order of the inferred charges: DiGress adds bonds ``(i, j)``, ``i < j``, sorted by ``i`` then ``j``
+#: (``"upper"``); GDSS sorted by ``j`` then ``i`` (``"lower"``: the lower triangle in row-major order).
+_CHARGE_ORDER_BY_PROTOCOL = {"digress": "upper", "gdss": "lower"}
+
+
+def valence_problem(mol: Chem.Mol) -> tuple[int, int] | None:
+    """``(atom index, explicit valence)`` of the first atom RDKit finds over-valent, ``(-1, -1)`` if the message
+    names none, or ``None`` if every valence is allowed (GDSS's ``check_valency``: RDKit's property sanitisation).
+    """
+    try:
+        with quiet_rdkit():
+            Chem.SanitizeMol(mol, sanitizeOps=Chem.SanitizeFlags.SANITIZE_PROPERTIES)
+        return None
+    except ValueError as error:
+        message = str(error)
+        numbers = [int(x) for x in re.findall(r"\d+", message[message.find("#") :])]
+        return (numbers[0], numbers[1]) if len(numbers) >= 2 else (-1, -1)
+
+
+def add_bonds_with_charges(mol: Chem.RWMol, bonds: Sequence[tuple[int, int, BondType]]) -> None:
+    """Add ``bonds`` to ``mol`` one at a time; after each, an N, O or S atom that RDKit finds over-valent by exactly
+    one (:data:`ATOM_VALENCY`) gets a formal charge of +1 (GDSS's ``construct_mol``, DiGress's
+    ``build_molecule_with_partial_charges``). Only the first over-valent atom is looked at after each bond, as
+    there; which atoms get charged therefore depends on the order of ``bonds``."""
+    for i, j, bond_type in bonds:
+        mol.AddBond(i, j, bond_type)
+        problem = valence_problem(mol)
+        if problem is None or problem[0] < 0:
+            continue
+        idx, valence = problem
+        atom = mol.GetAtomWithIdx(idx)
+        if atom.GetAtomicNum() in (7, 8, 16) and valence - ATOM_VALENCY[atom.GetAtomicNum()] == 1:
+            atom.SetFormalCharge(1)
+
+
+def _charged_mol(node_types: Tensor, edge_index: Tensor, edge_types: Tensor, atoms: AtomVocabulary,
+                 bonds: BondVocabulary, order: str) -> Chem.RWMol:
+    """The unsanitised molecule of one graph, bonds added in ``order`` by :func:`add_bonds_with_charges`."""
+    mol = Chem.RWMol()
+    for c in _as_list(node_types):
+        t = atoms.types[c]
+        atom = Chem.Atom(t.atomic_num)
+        atom.SetFormalCharge(t.charge)
+        mol.AddAtom(atom)
+    ei, et = _as_list(edge_index), _as_list(edge_types)
+    pairs = sorted((min(i, j), max(i, j), t) for i, j, t in zip(ei[0], ei[1], et, strict=True) if t > 0)
+    if order == "lower":
+        pairs.sort(key=lambda p: (p[1], p[0]))
+    add_bonds_with_charges(mol, [(i, j, bonds.bond_type(t)) for i, j, t in pairs])
+    return mol
+
+
+def mols_with_inferred_charges(graphs: GraphList, atoms: AtomVocabulary, bonds: BondVocabulary,
+                               order: str = "upper") -> list[Chem.Mol | None]:
+    """Sanitised molecules of graphs whose atom types carry no charge, +1 charges inferred bond by bond
+    (:func:`add_bonds_with_charges`): DiGress's decoding of its neutral QM9 graphs (``order="upper"``; a nitro group
+    ``[N+](=O)[O-]`` comes back as ``[N+](=O)O``) or GDSS's (``order="lower"``, without its valency correction).
+
+    Returns:
+        One molecule per graph, ``None`` where RDKit rejects it or the graph has no node.
+    """
+    out = []
+    for nodes, edge_index, edge_types in graphs:
+        mol = _charged_mol(nodes, edge_index, edge_types, atoms, bonds, order) if len(nodes) else None
+        out.append(sanitize_or_none(mol) if mol is not None else None)
+    return out
+
+
+def gdss_molecule(node_types: Tensor, edge_index: Tensor, edge_types: Tensor, atoms: AtomVocabulary,
+                  bonds: BondVocabulary) -> tuple[Chem.Mol | None, bool]:
+    """One generated graph as GDSS's ``gen_mol`` turns it into a molecule.
+
+    The bonds are added in GDSS's order with its +1 charges (:func:`add_bonds_with_charges`, ``order="lower"``);
+    the molecule is *valid without correction* when RDKit's valence check then passes (GDSS's ``check_valency``). It
+    is then corrected as GDSS's ``correct_mol`` does -- while an atom is over-valent, its highest-order bond (the
+    first of the atom's bonds on ties) loses one order, a single bond is removed -- and reduced to its largest
+    fragment as ``valid_mol_can_with_seg`` does: the fragment with the longest SMILES in RDKit's isomeric SMILES of
+    the whole molecule (the first on ties), parsed again.
+
+    Args:
+        node_types: ``[n]`` node classes (atoms GDSS drops, features without an entry above 0.5, are already gone:
+            :meth:`graphdiff.sde.process.GraphEncoding.decode` with ``node_threshold``).
+        edge_index: ``[2, m]`` bonds; edge_types: ``[m]`` their classes.
+        atoms / bonds: the vocabularies.
+
+    Returns:
+        ``(molecule or None, valid without correction)``. A graph without nodes gives ``(None, True)``: GDSS's
+        empty molecule passes its check and is left out of its SMILES.
+    """
+    if len(node_types) == 0:
+        return None, True
+    mol = _charged_mol(node_types, edge_index, edge_types, atoms, bonds, "lower")
+    valid = valence_problem(mol) is None
+    while (problem := valence_problem(mol)) is not None and problem[0] >= 0:
+        ranked = sorted(mol.GetAtomWithIdx(problem[0]).GetBonds(), key=lambda b: int(b.GetBondType()), reverse=True)
+        if not ranked:
+            break
+        bond = ranked[0]
+        i, j, order = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), int(bond.GetBondType())
+        if order not in _GDSS_BOND_BY_ORDER:  # aromatic: GDSS's Kekule graphs have none, and it cannot lower one
+            return None, valid
+        mol.RemoveBond(i, j)
+        if order > 1:
+            mol.AddBond(i, j, _GDSS_BOND_BY_ORDER[order - 1])
+    with quiet_rdkit():
+        try:
+            smiles = Chem.MolToSmiles(mol, isomericSmiles=True)
+        except (RuntimeError, ValueError):
+            return None, valid
+        largest = max(smiles.split("."), key=len)
+        return Chem.MolFromSmiles(largest) if largest else None, valid
+
+
+#: GDSS's ``bond_decoder``: a lowered bond by its new order (RDKit's integer bond type).
+_GDSS_BOND_BY_ORDER = {1: BondType.SINGLE, 2: BondType.DOUBLE, 3: BondType.TRIPLE}
 
 
 def smiles_to_mol(smiles: str, sanitize: bool = True) -> Chem.Mol | None:
@@ -437,14 +616,14 @@ def canonical_smiles(mol_or_smiles: Chem.Mol | str | None, isomeric: bool = Fals
     try:
         with quiet_rdkit():
             if mol.GetNumAtoms() != mol.GetNumHeavyAtoms():
-                mol = _fold_hydrogens(mol)
+                mol = fold_hydrogens(mol)
             return Chem.MolToSmiles(mol, isomericSmiles=isomeric)
     except (RuntimeError, ValueError):  # RDKit raises subclasses of these for invalid molecules
         return None
 
 
-def _fold_hydrogens(mol: Chem.Mol) -> Chem.Mol:
-    """Hydrogen atoms turned into hydrogen counts of their heavy atoms -- all of them, isotopes
+def fold_hydrogens(mol: Chem.Mol) -> Chem.Mol:
+    """A sanitised molecule's hydrogen atoms turned into hydrogen counts of their heavy atoms -- all of them, isotopes
     (``[2H]``) and stereo-defining ones included, which ``Chem.RemoveHs`` keeps. A molecule that
     would be left without atoms (``[H][H]``) is returned unchanged."""
     with quiet_rdkit():
@@ -457,7 +636,7 @@ def prepare_mol(mol: Chem.Mol, explicit_h: bool, kekulize: bool) -> Chem.Mol:
     """The molecule as a graph sees it: hydrogens added (``explicit_h``) or removed, kekulized if
     asked. Returns a new molecule."""
     if mol.GetNumAtoms() != mol.GetNumHeavyAtoms():
-        mol = _fold_hydrogens(mol)
+        mol = fold_hydrogens(mol)
     mol = Chem.AddHs(mol) if explicit_h else Chem.Mol(mol)
     if kekulize:
         Chem.Kekulize(mol, clearAromaticFlags=True)

@@ -371,7 +371,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     graphs = model.generate(args.num_samples, steps=args.steps, seed=args.seed, num_nodes=args.num_nodes,
                             batch_size=args.batch_size, progress=sys.stderr.isatty(), condition=condition,
                             guidance=guidance, **steer)
-    counts = write_or_rescue(lambda path: write_samples(path, graphs, model.info), args.output,
+    counts = write_or_rescue(lambda path: write_samples(path, graphs, model.info, model.molecule_decoding), args.output,
                              f"the {len(graphs)} samples")
     msg = f"wrote {counts['written']} graphs to {args.output}"
     if counts["invalid"]:

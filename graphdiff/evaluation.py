@@ -55,6 +55,7 @@ def evaluate_generated(
     reference_split: str = "test",
     metrics: Iterable[str] | None = None,
     protocol: str | None = None,
+    decoding: str | None = None,
 ) -> dict:
     """Metrics of generated ``graphs`` (class indices in ``info``'s vocabularies) against ``dataset``.
 
@@ -69,23 +70,31 @@ def evaluate_generated(
         reference_split: split to compare with (``val`` during training, ``test`` for the final numbers).
         metrics: restrict to these metric names; default all that apply.
         protocol: override the dataset's MMD protocol (``spectre`` or ``gdss``).
+        decoding: how molecules are made (:func:`graphdiff.chem.graphs_to_mols`); with ``"gdss"`` the metrics are
+            GDSS's: ``validity`` is the fraction valid without correction, the others are of the corrected
+            molecules' largest fragments (:func:`graphdiff.chem.gdss_molecule`).
 
     Returns:
         ``{metric: value}``; a metric that cannot be computed is ``None``, with the reason under
         ``result["not_computed"]`` (see :func:`explain_undefined`).
     """
-    from graphdiff.chem import graphs_to_mols
+    from graphdiff.chem import check_decoding, gdss_molecules, graphs_to_mols
     from graphdiff.graph import graphs_to_networkx
     from graphdiff.metrics.evaluate import evaluate_graphs, evaluate_molecules
 
     if info.kind == "molecule":
-        mols = graphs_to_mols(graphs, info)
+        if check_decoding(decoding) == "gdss":
+            mols, valid = gdss_molecules(graphs, info)
+        else:
+            mols, valid = graphs_to_mols(graphs, info), None
         result = evaluate_molecules(
             mols,
             train_smiles=dataset.split_smiles("train"),
             test_smiles=dataset.split_smiles(reference_split),
             metrics=metrics,
         )
+        if valid is not None and "validity" in result:
+            result["validity"] = sum(valid) / len(valid)
         return explain_undefined(result, "molecule", mols)
     default_protocol, kind = protocol_for(dataset.info.name)
     generated = graphs_to_networkx(graphs, info)
@@ -104,12 +113,14 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
     """Read generated samples for evaluation.
 
     ``.smi`` / ``.txt``: one SMILES a line (the first whitespace-separated token); an empty line is a failed
-    sample (``None``), as ``graphdiff sample`` writes them. ``.npz``, ``.json``, ``.graphml``: graphs.
+    sample (``None``), as ``graphdiff sample`` writes them, and so is a line ``None``, as DiGress writes them. A
+    ``.txt`` starting with ``N=`` holds graphs in DiGress's samples format
+    (:func:`~graphdiff.datasets.graph_formats.read_digress_samples`). ``.npz``, ``.json``, ``.graphml``: graphs.
 
     Returns:
         ``("molecule", [smiles | None, ...])`` or ``("graph", [networkx.Graph, ...])``.
     """
-    from graphdiff.datasets.graph_formats import read_graph_file
+    from graphdiff.datasets.graph_formats import is_digress_samples, read_digress_samples, read_graph_file
     from graphdiff.graph import triple_to_networkx
 
     path = Path(path)
@@ -117,6 +128,8 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
         raise DataError(f"{path}: is a directory, not a samples file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".txt" and is_digress_samples(path):
+        return "graph", [triple_to_networkx(*t) for t in read_digress_samples(path).triples]
     if path.suffix.lower() in (".smi", ".txt"):
         text = read_file_text(path)
         lines = text.split("\n")
@@ -124,7 +137,8 @@ def read_samples(path: str | os.PathLike) -> tuple[str, list]:
             lines = lines[:-1]
         if not lines:
             raise DataError(f"{path}: file is empty")
-        return "molecule", [line.split()[0] if line.strip() else None for line in lines]
+        # DiGress writes a failed sample as the word None.
+        return "molecule", [line.split()[0] if line.strip() and line.split()[0] != "None" else None for line in lines]
     parsed = read_graph_file(path)
     return "graph", [triple_to_networkx(*t) for t in parsed.triples]
 

@@ -28,7 +28,7 @@ class DatasetInfo:
         max_nodes: largest graph in any split.
         split_sizes: number of graphs per split.
         node_counts: ``node_counts[k]`` = number of training graphs with ``k`` nodes
-            (length ``max_nodes + 1``).
+            (length ``max_nodes + 1``); of the splits ``data.node_counts_from`` names when it is set.
         node_marginals: ``[dx]`` frequency of each node class over training nodes.
         edge_marginals: ``[de]`` frequency of each edge class over ordered pairs of distinct nodes
             of the same training graph (so class 0 counts absent edges), as DiGress.
@@ -71,7 +71,7 @@ class DatasetInfo:
         return Conditioning.from_list(self.conditions)
 
     def node_count_distribution(self) -> Tensor:
-        """``[max_nodes + 1]`` probabilities of each node count (training split)."""
+        """``[max_nodes + 1]`` probabilities of each node count (:attr:`node_counts` normalised)."""
         counts = torch.tensor(self.node_counts, dtype=torch.float)
         return counts / counts.sum()
 

@@ -82,7 +82,7 @@ class GraphDiffCLI(LightningCLI):
         check_sample_suffix(output, model.info)
         batches = self.trainer.predict(model, datamodule=datamodule, **kwargs)
         graphs = GraphList.concat(batches or [])
-        counts = write_or_rescue(lambda path: write_samples(path, graphs, model.info), output,
+        counts = write_or_rescue(lambda path: write_samples(path, graphs, model.info, model.molecule_decoding), output,
                                  f"the {len(graphs)} predictions")
         print(f"wrote {len(graphs)} generated graphs to {output} ({counts})")
 

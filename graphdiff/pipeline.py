@@ -99,7 +99,7 @@ class GraphGenerator:
                               f"({self.info.name})")
         graphs = self.model.generate(num_graphs, steps=steps, seed=seed, num_nodes=num_nodes, batch_size=batch_size,
                                      progress=progress, sampler=self.sampler)
-        return convert(graphs, self.info, output_type)
+        return convert(graphs, self.info, output_type, self.model.molecule_decoding)
 
     def save_sampler(self, path: str | os.PathLike) -> Path:
         """Write the sampler settings as JSON (atomically)."""
@@ -126,8 +126,9 @@ def load_sampler(path: str | os.PathLike) -> SamplerConfig:
     return SamplerConfig.from_dict(data)
 
 
-def convert(graphs: GraphList, info: DatasetInfo, output_type: OutputType) -> Any:
-    """``graphs`` as ``output_type`` (see :meth:`GraphGenerator.__call__`)."""
+def convert(graphs: GraphList, info: DatasetInfo, output_type: OutputType, decoding: str | None = None) -> Any:
+    """``graphs`` as ``output_type`` (see :meth:`GraphGenerator.__call__`); molecules made with ``decoding``
+    (:func:`graphdiff.chem.graphs_to_mols`)."""
     if output_type == "graphlist":
         return graphs
     if output_type == "networkx":
@@ -140,5 +141,5 @@ def convert(graphs: GraphList, info: DatasetInfo, output_type: OutputType) -> An
         return graph_list_to_pyg(graphs, info.num_node_types, info.num_edge_types)
     from graphdiff.chem import canonical_smiles, graphs_to_mols
 
-    mols = graphs_to_mols(graphs, info)
+    mols = graphs_to_mols(graphs, info, decoding)
     return mols if output_type == "rdkit" else [canonical_smiles(m) if m is not None else None for m in mols]

@@ -51,7 +51,7 @@ def run_quickstart(config: str, output: str, num_samples: int = 40, steps: int |
     model = load_model(ckpt)
     graphs = model.generate(num_samples, steps=steps, seed=0)  # a bar on a terminal, none after -q
     samples = out / ("samples.smi" if model.info.kind == "molecule" else "samples.json")
-    write_samples(samples, graphs, model.info)
+    write_samples(samples, graphs, model.info, model.molecule_decoding)
     metrics = evaluate_generated(graphs, model.info, cli.datamodule.data, reference_split="test")
     write_json(out / "metrics.json", {"checkpoint": ckpt, "num_samples": num_samples, "fit_seconds": fit_seconds,
                                       "total_seconds": time.time() - start, "metrics": metrics})

@@ -55,8 +55,10 @@ def check_sample_suffix(path: str | os.PathLike, info: DatasetInfo) -> None:
                           f"use one of {', '.join(GRAPH_SUFFIXES)}")
 
 
-def write_samples(path: str | os.PathLike, graphs: GraphList, info: DatasetInfo) -> dict[str, int]:
-    """Write ``graphs`` to ``path`` in the format its suffix names.
+def write_samples(path: str | os.PathLike, graphs: GraphList, info: DatasetInfo,
+                  decoding: str | None = None) -> dict[str, int]:
+    """Write ``graphs`` to ``path`` in the format its suffix names (molecules made with ``decoding``, see
+    :func:`graphdiff.chem.graphs_to_mols`).
 
     Returns:
         ``{"written": N, "invalid": K}`` (``invalid`` counts molecules RDKit rejected).
@@ -65,7 +67,7 @@ def write_samples(path: str | os.PathLike, graphs: GraphList, info: DatasetInfo)
     check_sample_suffix(path, info)
     suffix = _suffix(path)
     if suffix in MOLECULE_SUFFIXES:
-        mols = graphs_to_mols(graphs, info)
+        mols = graphs_to_mols(graphs, info, decoding)
         invalid = sum(m is None for m in mols)
         if suffix == ".sdf":
             _write_sdf(path, mols)

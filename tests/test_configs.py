@@ -313,7 +313,7 @@ def test_overrides_reach_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_strict(DISCRETE / "planar.yaml", monkeypatch, "--model.init_args.model.n_layers", "3",
                           "--trainer.max_steps", "2", "--data.batch_size", "5")
     assert config["model"]["init_args"]["model"] == {"preset": "planar", "extra_features": "all",
-                                                     "dropout": 0.1, "n_layers": 3}
+                                                     "protocol": "digress", "dropout": 0.1, "n_layers": 3}
     assert config["trainer"]["max_steps"] == 2 and config["data"]["batch_size"] == 5
 
 

@@ -235,7 +235,7 @@ def test_a_failed_write_keeps_the_samples(tiny, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out" / "s.json"
     real = sample_files.write_samples
 
-    def failing(path, graphs, info):
+    def failing(path, graphs, info, decoding=None):
         if Path(path) == out:
             raise OSError(28, "No space left on device")
         return real(path, graphs, info)

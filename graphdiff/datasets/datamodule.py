@@ -102,10 +102,15 @@ class GraphDataModule(pl.LightningDataModule):
             column of the dataset (QM9's DFT properties, a CSV's numeric columns), an RDKit descriptor or a graph
             statistic (:mod:`graphdiff.descriptors`); ``name:categorical`` / ``name:numeric`` sets how it is
             encoded. Their training statistics go into :attr:`info` (and so into checkpoints).
+        node_counts_from: the splits whose graphs make :attr:`info`'s node-count histogram, the distribution
+            graph sizes are sampled from (and ``log p(n)`` of the NLL); default the training split only.
+            DiGress and DeFoG use ``[train, val]`` for the SPECTRE sets (planar, sbm, comm20).
 
     Raises:
         ConfigError: at construction, for no data, a batch size or ``eval_batch_size`` below 1, a negative
-            ``num_workers``, options that are not a mapping, or a root that is a file.
+            ``num_workers``, options that are not a mapping, a root that is a file, or ``node_counts_from``
+            that is not a non-empty list of distinct split names; on first use of :attr:`info`, a split the
+            dataset lacks.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class GraphDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         options: dict[str, Any] | None = None,
         conditions: list[str] | None = None,
+        node_counts_from: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -134,6 +140,12 @@ class GraphDataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{key}={value!r}: expected a dataset name or a file path")
         if options is not None and not isinstance(options, dict):
             raise ConfigError(f"data.options={options!r}: expected a mapping of dataset options such as max_nodes")
+        if node_counts_from is not None and (
+                not isinstance(node_counts_from, list | tuple) or not node_counts_from
+                or not all(isinstance(name, str) for name in node_counts_from)
+                or len(set(node_counts_from)) != len(node_counts_from)):
+            raise ConfigError(f"data.node_counts_from={node_counts_from!r}: expected a list of distinct split names "
+                              "such as [train, val]")
         dataset_root(root)  # a root that is a file fails here, not at the first batch
         self.dataset_name = path if path is not None else dataset
         self.root = root
@@ -142,6 +154,7 @@ class GraphDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.options = dict(options or {})
         self.conditions = parse_condition_names(conditions)
+        self.node_counts_from = list(node_counts_from) if node_counts_from is not None else None
         self._data: GraphDataset | None = None
         self._info: DatasetInfo | None = None
 
@@ -162,8 +175,15 @@ class GraphDataModule(pl.LightningDataModule):
                 values = self._property_table()[train]
                 conditioning = Conditioning.from_values(list(self.conditions), values, self.conditions)
                 info = dataclasses.replace(info, conditions=conditioning.to_list())
+            if self.node_counts_from is not None:
+                info = dataclasses.replace(info, node_counts=self._node_counts(self.node_counts_from, info.max_nodes))
             self._info = info
         return self._info
+
+    def _node_counts(self, splits: list[str], max_nodes: int) -> list[int]:
+        """``[max_nodes + 1]``: the number of graphs of ``splits`` with each node count."""
+        sizes = torch.cat([self.data.split(name).num_nodes.long() for name in splits])
+        return torch.bincount(sizes, minlength=max_nodes + 1).tolist()
 
     def _property_table(self) -> Tensor:
         """``[G, P]`` values of :attr:`conditions` for every graph of the dataset."""

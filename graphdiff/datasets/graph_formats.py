@@ -249,7 +249,13 @@ def _read_npz(path: Path) -> ParsedGraphs:
     else:
         matrices = list(arrays.items())
         node_types = [None] * len(matrices)
+    return _from_matrices(path, matrices, node_types)
 
+
+def _from_matrices(
+    path: Path, matrices: list[tuple[str, np.ndarray]], node_types: list[np.ndarray | None]
+) -> ParsedGraphs:
+    """Graphs from named ``[n, n]`` adjacency matrices and optional ``[n]`` node labels (see :func:`_read_npz`)."""
     float_weights = False
     for g, (key, M) in enumerate(matrices):
         if M.ndim != 2 or M.shape[0] != M.shape[1]:
@@ -291,6 +297,54 @@ def _read_npz(path: Path) -> ParsedGraphs:
     edge_names = ["none", *(str(v) for v in edge_values)] if len(edge_values) > 1 else list(UNLABELLED_EDGES)
     node_names = [str(v) for v in node_values] if node_values else list(UNLABELLED_NODES)
     return ParsedGraphs(triples, node_names, edge_names, loops)
+
+
+# ---------------------------------------------------------------------------------------------- DiGress text
+def is_digress_samples(path: str | os.PathLike) -> bool:
+    """Whether a ``.txt`` file is in the text format DiGress writes its generated graphs in (first line ``N=<n>``)."""
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip()
+    return head.startswith(b"N=")
+
+
+def read_digress_samples(path: str | os.PathLike) -> ParsedGraphs:
+    """Graphs in DiGress's samples text format (its ``generated_samples/*.txt``): per graph, ``N=<n>``, a line
+    ``X:`` followed by the ``n`` node class indices, a line ``E:`` followed by ``n`` rows of ``n`` edge class
+    indices (0 = no edge), graphs separated by blank lines. Classes are kept as numbers (node type names ``"0"``,
+    ``"1"``, ...; edge classes as in :func:`_read_npz`).
+
+    Raises:
+        DataError: a block that does not follow the format, naming the file and line.
+    """
+    path = Path(path)
+    lines = read_file_bytes(path).decode("utf-8", errors="replace").splitlines()
+    matrices: list[tuple[str, np.ndarray]] = []
+    node_types: list[np.ndarray | None] = []
+    k = 0
+    while k < len(lines):
+        if not lines[k].strip():
+            k += 1
+            continue
+        start = k + 1
+        header = lines[k].strip()
+        try:
+            if not header.startswith("N="):
+                raise ValueError(f"expected 'N=<number of nodes>', found {header[:40]!r}")
+            n = int(header[2:])
+            if lines[k + 1].strip() != "X:" or lines[k + 3].strip() != "E:":
+                raise ValueError("expected the lines 'X:' and 'E:' after 'N='")
+            x = np.array(lines[k + 2].split(), dtype=np.int64)
+            E = np.array([row.split() for row in lines[k + 4: k + 4 + n]], dtype=np.int64)
+            if x.shape != (n,) or E.shape != (n, n):
+                raise ValueError(f"N={n} but X has {x.size} entries and E shape {list(E.shape)}")
+        except (ValueError, IndexError) as exc:
+            raise DataError(f"{path}: line {start}: graph {len(matrices)}: {exc}") from None
+        matrices.append((f"line {start}", E))
+        node_types.append(x)
+        k += 4 + n
+    if not matrices:
+        raise DataError(f"{path}: no graphs found")
+    return _from_matrices(path, matrices, node_types)
 
 
 def _upper(M: np.ndarray) -> np.ndarray:

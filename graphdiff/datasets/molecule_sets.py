@@ -5,7 +5,9 @@ pinned download), reads them (:mod:`graphdiff.datasets.smiles_files`), parses ev
 (:mod:`graphdiff.datasets.molecule_parsing`) and splits the molecules as the papers do
 (:mod:`graphdiff.datasets.splits`). Details, sources and measured counts: ``docs/datasets.md``.
 
-* ``qm9`` / ``qm9_h``: 130,831 QM9 molecules, heavy atoms / explicit hydrogens; DiGress split.
+* ``qm9`` / ``qm9_h``: 130,831 QM9 molecules, heavy atoms / explicit hydrogens; DiGress split. ``qm9`` also takes
+  ``protocol="gdss"`` (GDSS's table, test rows and four neutral atom types) and ``protocol="digress"`` (DiGress's
+  four neutral atom types and five bond classes).
 * ``moses``: the MOSES benchmark files; ``val`` and ``test`` are both MOSES ``test``,
   ``test_scaffolds`` is an extra split.
 * ``zinc250k``: the chemical VAE ZINC250k file with the GDSS/MoFlow test indices.
@@ -15,12 +17,20 @@ pinned download), reads them (:mod:`graphdiff.datasets.smiles_files`), parses ev
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graphdiff.chem import AtomType, AtomVocabulary, BondVocabulary
+from graphdiff.chem import (
+    AtomType,
+    AtomVocabulary,
+    BondVocabulary,
+    atom_key,
+    canonical_smiles,
+    mols_with_inferred_charges,
+)
 from graphdiff.datasets.dataset import BuildContext, BuiltDataset
 from graphdiff.datasets.molecule_parsing import ParsedMolecules, parse_smiles, require_molecules
 from graphdiff.datasets.registry import register
@@ -28,7 +38,7 @@ from graphdiff.datasets.skipped import MAX_REPORTED_LINES, merge_skipped, report
 from graphdiff.datasets.smiles_files import csv_header, read_smiles_records
 from graphdiff.datasets.sources import GDSS_DATA_URL, ContentPin, RawFile, file_source, multi_file_source, resolve
 from graphdiff.datasets.splits import qm9_split
-from graphdiff.errors import DataError
+from graphdiff.errors import ConfigError, DataError
 from graphdiff.io import read_file_text
 
 # ---------------------------------------------------------------------------------------------- QM9
@@ -52,6 +62,19 @@ QM9_UNCHARACTERIZED = RawFile(
     "uncharacterized.txt", url="https://ndownloader.figshare.com/files/3195404", subdir="qm9",
     content=ContentPin(lambda path: sorted(_read_uncharacterized(path)),
                        "ba70374c21dbc8a32e19ef74a9882ba5dc16c9d3eec3c8aa93631a90221e9777", "sorted GDB indices"),
+)
+
+
+#: The QM9 data conventions ``qm9`` reproduces (option ``protocol``): graphdiff's own, GDSS's and DiGress's.
+QM9_PROTOCOLS = ("graphdiff", "gdss", "digress")
+#: The node types of GDSS's and DiGress's QM9: elements only, the formal charges of the molecules dropped.
+QM9_NEUTRAL_ATOMS = ["C", "N", "O", "F"]
+#: GDSS's QM9 test rows (``{"valid_idxs": ["007278", ...]}``: 13,082 0-based row numbers of MoFlow's ``qm9.csv``),
+#: from the GDSS repository at the pinned commit.
+QM9_GDSS_TEST_INDEX = RawFile(
+    "valid_idx_qm9.json", GDSS_DATA_URL + "valid_idx_qm9.json",
+    "889fd232a33d8a2c00f057c807b119e72abd5baa48f6fab93e8d8b7a79340f4d", "qm9",
+    git_blob="7823322e4c6fa9b1d7fda3e113801dc31def921f",
 )
 
 
@@ -98,13 +121,43 @@ def _build_qm9(ctx: BuildContext, explicit_h: bool) -> BuiltDataset:
         )
 
     parsed = parse_smiles(records, explicit_h=explicit_h, kekulize=opts["kekulize"], keep=keep)
+    source = multi_file_source([path, *extra]) if extra else file_source(path)
+    properties = qm9_properties(records.numbers)
+    if opts.get("protocol") == "digress":
+        return _digress_qm9(parsed, path, source, {**skipped, **parsed.skipped}, properties)
     atoms = AtomVocabulary.from_names(QM9_ATOMS + (["H"] if explicit_h else []))
     parsed, classes = parsed.apply_vocabulary(atoms, str(path))
     bonds = BondVocabulary(aromatic=not opts["kekulize"])
     splits = qm9_split(len(parsed))
-    source = multi_file_source([path, *extra]) if extra else file_source(path)
-    return parsed.to_built(classes, atoms, bonds, splits, source, {**skipped, **parsed.skipped},
-                           qm9_properties(records.numbers))
+    return parsed.to_built(classes, atoms, bonds, splits, source, {**skipped, **parsed.skipped}, properties)
+
+
+def _neutral(parsed: ParsedMolecules) -> ParsedMolecules:
+    """``parsed`` with every atom's formal charge dropped (its atom key made that of the neutral element)."""
+    stride = atom_key(1, 0) - atom_key(0, 0)  # keys are atomic number * stride + charge + atom_key(0, 0)
+    return replace(parsed, atom_keys=atom_key(0, 0) + stride * (parsed.atom_keys // stride))
+
+
+def _digress_qm9(parsed: ParsedMolecules, path: Path, source: dict[str, Any], skipped: dict[str, Any],
+                 properties: dict[str, np.ndarray]) -> BuiltDataset:
+    """QM9 as DiGress holds it: atoms C, N, O, F without charges, bond classes none, single, double, triple,
+    aromatic (DiGress reads the Kekule SDF unsanitised, so the last class stays unused unless ``kekulize=False``);
+    graphdiff's split, which is DiGress's. The stored SMILES are those of DiGress's decoding of each graph (its
+    training SMILES: :func:`graphdiff.chem.mols_with_inferred_charges`), which differ from the source's for the
+    molecules with charged atoms."""
+    neutral = _neutral(parsed)
+    graph_of_atom = np.repeat(np.arange(len(parsed)), parsed.num_atoms)
+    charged = np.unique(graph_of_atom[neutral.atom_keys != parsed.atom_keys]).tolist()
+    atoms = AtomVocabulary.from_names(QM9_NEUTRAL_ATOMS)
+    parsed, classes = neutral.apply_vocabulary(atoms, str(path))
+    bonds = BondVocabulary(aromatic=True)
+    graphs = parsed.to_graph_list(classes)
+    decoded = mols_with_inferred_charges(graphs.subset(charged), atoms, bonds, "upper")
+    smiles = list(parsed.smiles)
+    for k, mol in zip(charged, decoded, strict=True):
+        smiles[k] = canonical_smiles(mol) or ""
+    parsed = replace(parsed, smiles=smiles)
+    return parsed.to_built(classes, atoms, bonds, qm9_split(len(parsed)), source, skipped, properties)
 
 
 #: QM9's DFT properties as graphdiff names them, from the columns of the qm9pack table (and DeepChem's, whose
@@ -166,9 +219,42 @@ def _read_uncharacterized(path: Path) -> set[int]:
     "QM9: 130,831 small molecules (<= 9 heavy atoms C, N, O, F), hydrogens implicit, Kekule bonds; DiGress split",
     kekulize=True,
     limit=None,
+    protocol="graphdiff",
 )
 def build_qm9(ctx: BuildContext) -> BuiltDataset:
+    protocol = ctx.options["protocol"]
+    if protocol not in QM9_PROTOCOLS:
+        raise ConfigError(f"dataset qm9: option protocol={protocol!r}: expected one of {', '.join(QM9_PROTOCOLS)}")
+    if protocol == "gdss":
+        return _gdss_qm9(ctx)
     return _build_qm9(ctx, explicit_h=False)
+
+
+def _gdss_qm9(ctx: BuildContext) -> BuiltDataset:
+    """QM9 as GDSS holds it: every row of MoFlow's ``qm9.csv`` (column ``SMILES1``; the uncharacterized molecules are
+    kept), the rows of ``valid_idx_qm9.json`` as the test set and ``val`` (GDSS has no validation set), the others
+    as the training set; atoms C, N, O, F by element, the formal charges dropped as GDSS's atomic-number tensors drop
+    them; Kekule bonds. The stored SMILES are the source's (with charges), as GDSS's reference SMILES for novelty,
+    FCD and NSPDK."""
+    opts = ctx.options
+    try:
+        path = resolve(ctx.name, QM9_CSV, ctx.root)
+    except DataError as exc:
+        raise DataError(f"{exc} (protocol gdss reads MoFlow's qm9.csv, not qm9.csv.gz)") from None
+    header = csv_header(path)
+    if "SMILES1" not in header:
+        raise DataError(f"{path}: protocol gdss needs MoFlow's qm9.csv (columns ,SMILES1,SMILES2,...), "
+                        f"found columns {', '.join(header)}")
+    index_path = resolve(ctx.name, QM9_GDSS_TEST_INDEX, ctx.root)
+    records = read_smiles_records(path, column="SMILES1", limit=opts["limit"])
+    test_rows = _read_index_file(index_path, len(records), opts["limit"] is not None)
+    parsed = require_molecules(parse_smiles(records, kekulize=opts["kekulize"]), records)
+    atoms = AtomVocabulary.from_names(QM9_NEUTRAL_ATOMS)
+    parsed, classes = _neutral(parsed).apply_vocabulary(atoms, str(path))
+    test = np.flatnonzero(np.isin(parsed.rows, test_rows))
+    splits = {"train": np.flatnonzero(~np.isin(parsed.rows, test_rows)), "val": test, "test": test}
+    return parsed.to_built(classes, atoms, BondVocabulary(aromatic=not opts["kekulize"]), splits,
+                           multi_file_source([path, index_path]), parsed.skipped, qm9_properties(records.numbers))
 
 
 @register(

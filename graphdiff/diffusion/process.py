@@ -20,7 +20,7 @@ docs/concepts.md maps each equation to the function here that computes it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +28,18 @@ from torch import Tensor
 
 from graphdiff.diffusion.schedules import NoiseSchedule, make_schedule
 from graphdiff.diffusion.transitions import LimitDistribution, Transition, TransitionMatrices, make_transition
+from graphdiff.errors import ConfigError
 from graphdiff.generation import sample_graph
 from graphdiff.info import DatasetInfo
 from graphdiff.types import DenseGraph, mask_features
 
 #: ``predict(noisy, t)``: a denoiser returning logits of the clean node and edge classes.
 Predictor = Callable[[DenseGraph, Tensor], DenseGraph]
+
+#: Definitions of the validation NLL: ``"graphdiff"`` (the bound of the sampler's reverse model) or ``"digress"``
+#: (the reference code's: the predicted clean graph plugged into the true posterior).
+NLLDefinition = Literal["graphdiff", "digress"]
+NLL_DEFINITIONS: tuple[str, ...] = ("graphdiff", "digress")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -452,6 +458,7 @@ class DiscreteDiffusion:
         node_count_probs: Tensor | None = None,
         generator: torch.Generator | None = None,
         both_edge_directions: bool = False,
+        nll: NLLDefinition = "graphdiff",
     ) -> dict[str, Tensor]:
         """Estimate the negative log-likelihood bound of each graph (DiGress' validation NLL).
 
@@ -462,6 +469,12 @@ class DiscreteDiffusion:
         the model's reverse distribution :meth:`posterior_marginalised`. Probabilities are floored at the
         smallest normal float, so every term is finite.
 
+        ``nll="digress"`` computes the reference code's quantity instead (``compute_val_loss``): ``L_t`` compares
+        the true posterior with the posterior that takes the predicted probabilities as its clean graph,
+        ``q(G_{t-1} | G_t, x_0 = p_theta(x_0 | G_t))`` (:meth:`posterior` with soft ``x_0``), estimated by
+        ``T L_t`` at one ``t ~ U{1..T}``; the reconstruction term is ``-log p_theta(G_0 | G_0)``, the prediction
+        itself read at the clean graph with time 0. See ``docs/models.md``, "Validation NLL".
+
         Args:
             predict: ``predict(noisy, t) -> DenseGraph`` of logits of the clean classes (``t`` ``[B]`` long).
             clean: one-hot batch.
@@ -470,11 +483,17 @@ class DiscreteDiffusion:
             generator: optional random generator (times and noise).
             both_edge_directions: count every pair twice, as DiGress' code does (its reported NLLs); the default
                 counts each undirected pair once, which is the likelihood of the sampler's model.
+            nll: ``"graphdiff"`` or ``"digress"`` (above).
 
         Returns:
             ``[B]`` tensors: ``"nll"`` (the sum), ``"log_pn"``, ``"kl_prior"``, ``"diffusion"`` (``= diffusion_X +
             diffusion_E``), ``"reconstruction"`` (``-log p(G_0 | G_1)``, ``= reconstruction_X + reconstruction_E``).
+
+        Raises:
+            ConfigError: an unknown ``nll``.
         """
+        if nll not in NLL_DEFINITIONS:
+            raise ConfigError(f"unknown model.nll {nll!r}; choose one of {', '.join(NLL_DEFINITIONS)}")
         B, device = clean.batch_size, clean.X.device
         node_mask = clean.node_mask
         pairs = _pair_mask(node_mask, both_edge_directions)
@@ -491,27 +510,35 @@ class DiscreteDiffusion:
 
         kl_prior = self.kl_prior(clean, both_edge_directions)
 
-        if self.T >= 2:
-            t = torch.randint(2, self.T + 1, (B,), generator=generator, device=device)
+        first, weight = (2, self.T - 1) if nll == "graphdiff" else (1, self.T)
+        if self.T >= first:
+            t = torch.randint(first, self.T + 1, (B,), generator=generator, device=device)
             noisy = self.add_noise(clean, t, generator)
-            model = self.posterior_marginalised(noisy, _softmax(predict(noisy, t)), t - 1, t)
+            pred = _softmax(predict(noisy, t))
+            if nll == "graphdiff":
+                model = self.posterior_marginalised(noisy, pred, t - 1, t)
+            else:
+                model = self.posterior(noisy, pred, t - 1, t)
             true = self.posterior(noisy, clean, t - 1, t)
-            diffusion_X = (self.T - 1) * _kl_per_graph(true.X, model.X, node_mask)
-            diffusion_E = (self.T - 1) * _kl_per_graph(true.E, model.E, pairs)
+            diffusion_X = weight * _kl_per_graph(true.X, model.X, node_mask)
+            diffusion_E = weight * _kl_per_graph(true.E, model.E, pairs)
         else:
             diffusion_X = diffusion_E = torch.zeros(B, device=device, dtype=dtype)
 
-        t1 = torch.ones(B, dtype=torch.long, device=device)
-        noisy1 = self.add_noise(clean, t1, generator)
-        model0 = self.posterior_marginalised(noisy1, _softmax(predict(noisy1, t1)), 0, t1)
+        if nll == "graphdiff":
+            t1 = torch.ones(B, dtype=torch.long, device=device)
+            noisy1 = self.add_noise(clean, t1, generator)
+            model0 = self.posterior_marginalised(noisy1, _softmax(predict(noisy1, t1)), 0, t1)
+        else:
+            model0 = _softmax(predict(clean, torch.zeros(B, dtype=torch.long, device=device)))
         reconstruction_X = _nll_per_graph(clean.X.to(dtype), model0.X, node_mask)
         reconstruction_E = _nll_per_graph(clean.E.to(dtype), model0.E, pairs)
 
         diffusion = diffusion_X + diffusion_E
         reconstruction = reconstruction_X + reconstruction_E
-        nll = -log_pn + kl_prior + diffusion + reconstruction
+        nll_value = -log_pn + kl_prior + diffusion + reconstruction
         return {
-            "nll": nll,
+            "nll": nll_value,
             "log_pn": log_pn,
             "kl_prior": kl_prior,
             "diffusion": diffusion,

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Timer
+from pytorch_lightning.trainer.states import TrainerFn
 
 import graphdiff
 from graphdiff.compile import compile_network
@@ -35,6 +36,9 @@ from graphdiff.types import DenseGraph, one_hot_graph
 log = get_logger(__name__)
 
 _MODELS: dict[str, type[GraphModel]] = {}
+
+#: ``test_samples`` spelled this way samples as many graphs as the test split (GDSS's protocol).
+TEST_SPLIT = "test"
 
 
 def register_model(cls: type[GraphModel]) -> type[GraphModel]:
@@ -113,8 +117,8 @@ class GraphModel(pl.LightningModule):
                     compile_network(child)
 
     # ------------------------------------------------------------------ settings checked at construction
-    _POSITIVE_INTS = ("T", "eval_samples", "sample_batch_size")
-    _NON_NEGATIVE_INTS = ("eval_every_n_epochs", "test_samples", "warmup_steps")
+    _POSITIVE_INTS = ("T", "eval_samples", "sample_batch_size", "test_folds")
+    _NON_NEGATIVE_INTS = ("eval_every_n_epochs", "warmup_steps")
     _POSITIVE_NUMBERS = ("lr",)
     _NON_NEGATIVE_NUMBERS = ("weight_decay", "lambda_edge", "lambda_adj")
 
@@ -135,8 +139,14 @@ class GraphModel(pl.LightningModule):
         dropout = hp.get("condition_dropout", 0.0)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
             raise ConfigError(f"model.condition_dropout={dropout!r}: expected a probability in [0, 1]")
-        if not isinstance(hp.get("compile", False), bool):
-            raise ConfigError(f"model.compile={hp['compile']!r}: expected true or false")
+        for key in ("compile", "sample_with_ema"):
+            if not isinstance(hp.get(key, False), bool):
+                raise ConfigError(f"model.{key}={hp[key]!r}: expected true or false")
+        samples = hp.get("test_samples", 0)
+        if samples != TEST_SPLIT and (isinstance(samples, bool | float) or not hasattr(samples, "__index__")
+                                      or operator.index(samples) < 0):
+            raise ConfigError(f"model.test_samples={samples!r}: expected an integer >= 0, or {TEST_SPLIT!r} for as "
+                              "many graphs as the test split")
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
@@ -232,6 +242,29 @@ class GenerativeModel(GraphModel):
     def evaluation_variants(self, graphs: GraphList) -> dict[str, GraphList]:
         """The sample sets scored at validation and test, by log-prefix suffix (``""``: the raw samples)."""
         return {"": graphs}
+
+    @property
+    def molecule_decoding(self) -> str:
+        """How this model's samples become molecules (:data:`graphdiff.chem.MOLECULE_DECODINGS`): the ``decoding``
+        hyper-parameter of a family that takes one, else ``"graphdiff"``."""
+        return self.hparams.get("decoding") or "graphdiff"
+
+    # ------------------------------------------------------------------ which weights a checkpoint gives
+    def checkpoint_weights(self, checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The weights this model samples and tests with from ``checkpoint``: its raw (not averaged) weights
+        (``current_model_state``, kept by the EMA callback) when ``sample_with_ema`` is false and the checkpoint
+        holds them, else its ``state_dict`` (the averaged weights of a run with EMA)."""
+        raw = checkpoint.get("current_model_state")
+        if not self.hparams.get("sample_with_ema", True) and isinstance(raw, dict):
+            return raw
+        return checkpoint["state_dict"]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Outside training (``test``, ``validate``, ``predict`` from a checkpoint) load :meth:`checkpoint_weights`;
+        a resumed ``fit`` leaves both sets of weights to the EMA callback."""
+        super().on_load_checkpoint(checkpoint)
+        if self._trainer is None or self._trainer.state.fn != TrainerFn.FITTING:
+            checkpoint["state_dict"] = self.checkpoint_weights(checkpoint)
 
     # ------------------------------------------------------------------ generation (one path for every family)
     @torch.no_grad()
@@ -434,54 +467,73 @@ class GenerativeModel(GraphModel):
         self.sample_and_score("val", self.hparams.eval_samples)
 
     def on_test_epoch_end(self) -> None:
-        if self.hparams.get("test_samples", 0):
-            self.sample_and_score("test", self.hparams.test_samples)
+        total = self.test_sample_count()
+        if total:
+            self.sample_and_score("test", total, folds=self.hparams.get("test_folds", 1))
 
-    def sample_and_score(self, stage: str, total: int) -> dict[str, float]:
+    def test_sample_count(self) -> int:
+        """How many graphs the test samples: ``test_samples``, where ``"test"`` is the size of the data module's
+        test split (GDSS samples as many graphs as its test set)."""
+        samples = self.hparams.get("test_samples", 0)
+        if samples != TEST_SPLIT:
+            return operator.index(samples)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            raise ConfigError(f"model.test_samples={TEST_SPLIT!r} needs the data module's test split; give a number")
+        return len(datamodule.data.split("test"))
+
+    def sample_and_score(self, stage: str, total: int, folds: int = 1) -> dict[str, Any]:
         """Sample ``total`` graphs split over the ranks, gather them, score every variant on rank 0 and log its
         metrics under ``<stage><suffix>/`` (see :meth:`evaluation_variants`); pictures of the samples and of one
         chain go to the logger.
+
+        With ``folds`` > 1 this is repeated with ``folds`` independent draws of ``total`` graphs: each metric is
+        logged as its mean over the draws, and its sample standard deviation as ``<name>_std``.
 
         Returns:
             The metrics of the raw samples, and of each other variant under ``<suffix without _>/<name>``.
         """
         world, rank = self.trainer.world_size, self.global_rank
         local = -(-total // world)
-        seed = 1000 * self.current_epoch + rank
-        result = self.generate_with_chain(local, frames=8 if self.trainer.is_global_zero else 0, seed=seed,
-                                          postprocess=False)
-        graphs = result.graphs
-        if world > 1:
-            graphs = _gather_graphs(self, graphs)
-        graphs = graphs.subset(range(min(total, len(graphs))))
+        draws: list[dict[str, dict[str, Any]]] = []
+        sizes: dict[str, int] = {}
+        for fold in range(folds):
+            pictures = fold == 0 and self.trainer.is_global_zero
+            result = self.generate_with_chain(local, frames=8 if pictures else 0,
+                                              seed=1000 * self.current_epoch + world * fold + rank,
+                                              postprocess=False)
+            graphs = result.graphs
+            if world > 1:
+                graphs = _gather_graphs(self, graphs)
+            graphs = graphs.subset(range(min(total, len(graphs))))
+            variants = self.evaluation_variants(graphs)
+            sizes = {suffix: len(variant) for suffix, variant in variants.items()}
+            draws.append({suffix: self._score(variant, stage) for suffix, variant in variants.items()})
+            if fold == 0:
+                folder = self.trainer.log_dir or self.trainer.default_root_dir  # a collective call: every rank
+                if pictures:
+                    self._log_pictures(stage, graphs, result.chain, Path(folder) / "samples")
         metrics: dict[str, Any] = {}
-        for suffix, variant in self.evaluation_variants(graphs).items():
-            scored = self._score_and_log(variant, stage, prefix=f"{stage}{suffix}",
-                                         metrics={"num_samples": float(len(variant))})
-            metrics.update(scored if not suffix else {f"{suffix.lstrip('_')}/{k}": v for k, v in scored.items()})
-        folder = self.trainer.log_dir or self.trainer.default_root_dir  # a collective call: every rank makes it
-        if self.trainer.is_global_zero:
-            self._log_pictures(stage, graphs, result.chain, Path(folder) / "samples")
+        for suffix, size in sizes.items():
+            summary = {"num_samples": float(size), **fold_summary([draw[suffix] for draw in draws])}
+            if self.trainer.is_global_zero:
+                self.log_dict({f"{stage}{suffix}/{k}": float(v) for k, v in summary.items() if _is_number(v)},
+                              rank_zero_only=True, batch_size=1)
+            metrics.update(summary if not suffix else {f"{suffix.lstrip('_')}/{k}": v for k, v in summary.items()})
         return metrics
 
-    def _score_and_log(self, graphs: GraphList, stage: str, prefix: str,
-                       metrics: dict[str, float] | None = None) -> dict[str, float]:
-        """On rank 0: the dataset's metrics of ``graphs`` against the ``stage`` split, added to ``metrics`` and
-        logged as ``<prefix>/<name>``."""
-        metrics = dict(metrics or {})
+    def _score(self, graphs: GraphList, stage: str) -> dict[str, Any]:
+        """On rank 0: the dataset's metrics of ``graphs`` against the ``stage`` split (other ranks: none)."""
         datamodule = getattr(self.trainer, "datamodule", None)
-        if self.trainer.is_global_zero and datamodule is not None:
-            from graphdiff.evaluation import FAST_MOLECULE_METRICS, evaluate_generated
+        if not self.trainer.is_global_zero or datamodule is None:
+            return {}
+        from graphdiff.evaluation import FAST_MOLECULE_METRICS, evaluate_generated
 
-            chosen = self.hparams.get("eval_metrics")
-            if stage == "val" and chosen is None and self.info.kind == "molecule":
-                chosen = FAST_MOLECULE_METRICS  # FCD / NSPDK / MOSES metrics are for the final test
-            metrics.update(evaluate_generated(graphs, self.info, datamodule.data, reference_split=stage,
-                                              metrics=chosen if stage == "val" else None))
-        if self.trainer.is_global_zero:
-            self.log_dict({f"{prefix}/{k}": float(v) for k, v in metrics.items() if _is_number(v)},
-                          rank_zero_only=True, batch_size=1)
-        return metrics
+        chosen = self.hparams.get("eval_metrics")
+        if stage == "val" and chosen is None and self.info.kind == "molecule":
+            chosen = FAST_MOLECULE_METRICS  # FCD / NSPDK / MOSES metrics are for the final test
+        return evaluate_generated(graphs, self.info, datamodule.data, reference_split=stage,
+                                  metrics=chosen if stage == "val" else None, decoding=self.molecule_decoding)
 
     def _log_pictures(self, stage: str, graphs: GraphList, chain: list[tuple[str, GraphList]], folder: Path) -> None:
         """A grid of the samples and a strip of the first chain: to the logger when it takes images (TensorBoard,
@@ -510,6 +562,24 @@ class GenerativeModel(GraphModel):
             with atomic_write(folder / f"{stage}-{name}-{tag}.png", "wb") as f:
                 f.write(png)
 
+
+
+def fold_summary(draws: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics of several draws as one: each metric that is a number in every draw becomes its mean, with the
+    sample standard deviation (``n - 1``) under ``<name>_std``; any other value is the first draw's that is not a
+    number (``None`` where some draw could not compute it). One draw is returned as it is."""
+    if len(draws) == 1:
+        return dict(draws[0])
+    summary: dict[str, Any] = {}
+    for key in draws[0]:
+        values = [draw.get(key) for draw in draws]
+        if all(_is_real(v) for v in values):
+            mean = math.fsum(values) / len(values)
+            summary[key] = mean
+            summary[f"{key}_std"] = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        else:
+            summary[key] = next(v for v in values if not _is_real(v))
+    return summary
 
 
 def lr_factor(module: pl.LightningModule, step: int, warmup: int, schedule: str) -> float:
@@ -560,8 +630,12 @@ def _count(name: str, value: Any, minimum: int | None) -> int:
     return value
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return _is_real(value) and math.isfinite(value)
 
 
 def _decode_png(png: bytes):

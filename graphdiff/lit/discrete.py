@@ -12,7 +12,9 @@ from typing import Any, Literal
 import torch
 
 from graphdiff.diffusion import DiscreteDiffusion, cross_entropy_loss
+from graphdiff.diffusion.process import NLL_DEFINITIONS
 from graphdiff.diffusion.sampler import DiscreteGraphSampler, DiscreteSamplerConfig
+from graphdiff.errors import ConfigError
 from graphdiff.info import DatasetInfo
 from graphdiff.lit.base import GenerativeModel, register_model
 from graphdiff.models.base import denoiser_for_dataset
@@ -34,7 +36,8 @@ class DiscreteDiffusionModel(GenerativeModel):
         model: denoiser settings: ``denoiser`` (default ``"graph_transformer"``; a registered name, or the class
             path of a registered class, see :func:`~graphdiff.models.base.denoiser_class`) and
             its arguments, for the transformer ``preset``, ``n_layers``, ``hidden_mlp_dims``, ``hidden_dims``,
-            ``extra_features``, ``dropout``.
+            ``extra_features``, ``dropout``, ``protocol`` (``digress``: the reference code's network input,
+            see docs/models.md).
         lr, weight_decay, amsgrad: AdamW settings (DiGress: 2e-4, 1e-12, amsgrad).
         warmup_steps: linear learning-rate warm-up.
         lr_schedule: ``constant`` or ``cosine`` decay to 0 over the trainer's total steps after warm-up.
@@ -43,12 +46,19 @@ class DiscreteDiffusionModel(GenerativeModel):
         eval_samples: graphs sampled for validation metrics.
         eval_metrics: metric names computed during validation (default: all MMDs and validity metrics for
             graphs; validity, relaxed validity, uniqueness and novelty for molecules). Test computes all.
-        test_samples: graphs sampled for test metrics.
+        test_samples: graphs sampled for test metrics; ``"test"``: as many as the data module's test split (GDSS).
+        test_folds: draws of ``test_samples`` graphs at test; with more than one, each metric is logged as its
+            mean over the draws and its sample standard deviation as ``test/<metric>_std``.
+        sample_with_ema: with the EMA callback, sample (and test) from the averaged weights; ``false`` samples
+            from the raw weights, which checkpoints keep (GDSS's ``sample.use_ema: False``).
         sample_steps: reverse steps used for evaluation samples (default ``T``).
         sample_batch_size: graphs per sampling batch.
         compile: compile the network with ``torch.compile`` (opt-in; eager fallback, see docs/training.md).
         condition_dropout: with conditions (``data.conditions``), the probability of training a graph without its
             condition (classifier-free guidance; DeFoG 0.1). 1 trains an unconditional model.
+        nll: definition of ``val/nll`` and ``test/nll``: ``graphdiff`` (default; the bound of the model the sampler
+            draws from, each undirected pair once) or ``digress`` (the reference code's: the prediction plugged
+            into the true posterior, both edge directions), see docs/models.md.
     """
 
     family = "discrete"
@@ -72,14 +82,19 @@ class DiscreteDiffusionModel(GenerativeModel):
         eval_every_n_epochs: int = 0,
         eval_samples: int = 64,
         eval_metrics: list[str] | None = None,
-        test_samples: int = 256,
+        test_samples: int | str = 256,
+        test_folds: int = 1,
+        sample_with_ema: bool = True,
         sample_steps: int | None = None,
         sample_batch_size: int = 64,
         compile: bool = False,
         condition_dropout: float = 0.1,
+        nll: Literal["graphdiff", "digress"] = "graphdiff",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if nll not in NLL_DEFINITIONS:
+            raise ConfigError(f"model.nll={nll!r}: choose one of {', '.join(NLL_DEFINITIONS)}")
         self.info = DatasetInfo.from_dict(dataset_info) if isinstance(dataset_info, dict) else dataset_info
         self.process = DiscreteDiffusion.for_dataset(self.info, T, schedule, schedule_options, transition)
         self.denoiser = denoiser_for_dataset(self.info, **(model or {}))
@@ -112,8 +127,9 @@ class DiscreteDiffusionModel(GenerativeModel):
 
     def _evaluate(self, batch: DenseGraph, stage: str) -> None:
         terms = self._loss(batch, training=False)
+        nll = self.hparams.get("nll", "graphdiff")
         bound = self.process.variational_bound(self._predict, self.conditional_batch(batch, False),
-                                               self.node_count_dist)
+                                               self.node_count_dist, both_edge_directions=nll == "digress", nll=nll)
         bs = batch.batch_size
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
         self.log(f"{stage}/nll", bound["nll"].mean(), prog_bar=True, batch_size=bs, sync_dist=True)

@@ -42,7 +42,7 @@ class DiscreteFlowModel(GenerativeModel):
             ``time_distortion``, ``x1``).
         sample_steps: CTMC steps of evaluation samples (overrides ``sampler.steps``).
         lr, weight_decay, amsgrad, warmup_steps, lr_schedule, eval_every_n_epochs, eval_samples, eval_metrics,
-        test_samples, sample_batch_size, compile, condition_dropout: as
+        test_samples, test_folds, sample_with_ema, sample_batch_size, compile, condition_dropout: as
             :class:`~graphdiff.lit.DiscreteDiffusionModel`.
     """
 
@@ -67,7 +67,9 @@ class DiscreteFlowModel(GenerativeModel):
         eval_every_n_epochs: int = 0,
         eval_samples: int = 64,
         eval_metrics: list[str] | None = None,
-        test_samples: int = 256,
+        test_samples: int | str = 256,
+        test_folds: int = 1,
+        sample_with_ema: bool = True,
         sample_batch_size: int = 64,
         compile: bool = False,
         condition_dropout: float = 0.1,

@@ -29,7 +29,6 @@ import hashlib
 import importlib.metadata
 import inspect
 import json
-import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from rdkit import Chem, RDLogger, rdBase
 
+from graphdiff.chem import add_bonds_with_charges, canonical_smiles, fold_hydrogens
 from graphdiff.errors import ConfigError
 from graphdiff.io import atomic_write, default_root, read_cache_file
 from graphdiff.log import get_logger, progress
@@ -71,8 +71,6 @@ ALLOWED_BONDS: dict[str, int | tuple[int, ...]] = {
     "H": 1, "C": 4, "N": 3, "O": 2, "F": 1, "B": 3, "Al": 3, "Si": 4, "P": (3, 5), "S": 4, "Cl": 1, "As": 3,
     "Br": 1, "I": 1, "Hg": (1, 2), "Bi": (3, 5), "Se": (2, 4, 6),
 }  # fmt: skip
-#: Default valences used by the partial-charge fix (GDSS/DiGress ``ATOM_VALENCY``).
-ATOM_VALENCY = {6: 4, 7: 3, 8: 2, 9: 1, 15: 3, 16: 2, 17: 1, 35: 1, 53: 1}
 #: DiGress's edge classes: 0 none, 1 single, 2 double, 3 triple, 4 aromatic.
 BOND_TYPES = [
     None,
@@ -129,22 +127,11 @@ def mol_from_graph(atom_types: Any, edge_types: Any, atom_decoder: Sequence[str]
     return mol
 
 
-def _valence_problem(mol: Chem.RWMol) -> tuple[int, int] | None:
-    """``(atom index, explicit valence)`` of the first valence violation, or ``None`` (GDSS ``check_valency``)."""
-    try:
-        Chem.SanitizeMol(mol, sanitizeOps=Chem.SanitizeFlags.SANITIZE_PROPERTIES)
-        return None
-    except ValueError as error:
-        message = str(error)
-        numbers = [int(x) for x in re.findall(r"\d+", message[message.find("#") :])]
-        return (numbers[0], numbers[1]) if len(numbers) >= 2 else (-1, -1)
-
-
 def build_molecule_with_partial_charges(mol: Chem.Mol) -> Chem.RWMol:
     """Rebuild ``mol`` bond by bond, adding +1 charges on N/O/S atoms with one bond too many.
 
     Atoms keep their element, charge and explicit hydrogens; bonds are re-added in row-major order of
-    ``(min index, max index)``, which is DiGress's order for graphs.
+    ``(min index, max index)``, which is DiGress's order for graphs (:func:`graphdiff.chem.add_bonds_with_charges`).
 
     Returns:
         The rebuilt, unsanitised ``RWMol``.
@@ -156,15 +143,7 @@ def build_molecule_with_partial_charges(mol: Chem.Mol) -> Chem.RWMol:
         (min(b.GetBeginAtomIdx(), b.GetEndAtomIdx()), max(b.GetBeginAtomIdx(), b.GetEndAtomIdx()), b.GetBondType())
         for b in mol.GetBonds()
     )
-    for i, j, bond_type in bonds:
-        rebuilt.AddBond(i, j, bond_type)
-        problem = _valence_problem(rebuilt)
-        if problem is None or problem[0] < 0:
-            continue
-        idx, valence = problem
-        atomic_num = rebuilt.GetAtomWithIdx(idx).GetAtomicNum()
-        if atomic_num in (7, 8, 16) and valence - ATOM_VALENCY[atomic_num] == 1:
-            rebuilt.GetAtomWithIdx(idx).SetFormalCharge(1)
+    add_bonds_with_charges(rebuilt, bonds)
     return rebuilt
 
 
@@ -181,11 +160,6 @@ def _largest_fragment(mol: Chem.Mol) -> tuple[Chem.Mol | None, int]:
         return None, 0
     largest = max(fragments, default=mol, key=lambda m: m.GetNumAtoms())
     return largest, len(fragments)
-
-
-def canonical_smiles(mol: Chem.Mol, isomeric: bool = False) -> str:
-    """RDKit canonical SMILES (without stereochemistry by default)."""
-    return Chem.MolToSmiles(mol, isomericSmiles=isomeric)
 
 
 @dataclass
@@ -226,6 +200,10 @@ def parse_molecule(sample: Any) -> ParsedMolecule:
         return ParsedMolecule(raw, None, 0, None, None, None)
     valid, n_fragments = _largest_fragment(raw)
     relaxed, _ = _largest_fragment(build_molecule_with_partial_charges(raw))
+    # Explicit hydrogen atoms (QM9 with H; DiGress's "[H]C(...)" SMILES) become hydrogen counts, as in the reference
+    # molecules, so that SMILES, fingerprints, fragments, NSPDK and descriptors compare like with like.
+    valid = fold_hydrogens(valid) if valid is not None else None
+    relaxed = fold_hydrogens(relaxed) if relaxed is not None else None
     return ParsedMolecule(
         raw=raw,
         valid=valid,

@@ -10,6 +10,7 @@ from graphdiff.models.base import (
 )
 from graphdiff.models.features import (
     CycleFeatures,
+    DiGressMolecularFeatures,
     ExtraFeatures,
     MolecularFeatures,
     SpectralFeatures,
@@ -28,6 +29,7 @@ from graphdiff.models.transformer import (
 __all__ = [
     "TRANSFORMER_PRESETS",
     "CycleFeatures",
+    "DiGressMolecularFeatures",
     "Denoiser",
     "ExtraFeatures",
     "GraphDims",

@@ -40,6 +40,25 @@ if TYPE_CHECKING:
 FeatureMode = Literal["none", "cycles", "eigenvalues", "all", "rrwp"]
 FEATURE_MODES: tuple[str, ...] = ("none", "cycles", "eigenvalues", "all", "rrwp")
 
+#: How the denoiser's input is built: ``"graphdiff"`` (exact features, the default) or ``"digress"`` (the reference
+#: code's features, and "no edge" one-hots on the diagonal of the noisy E; see ``docs/models.md``).
+InputProtocol = Literal["graphdiff", "digress"]
+INPUT_PROTOCOLS: tuple[str, ...] = ("graphdiff", "digress")
+
+#: DiGress's hard-coded divisors of the molecular weight feature (``max_weight`` of its dataset infos).
+DIGRESS_MAX_WEIGHT: dict[str, float] = {"qm9": 150.0, "qm9_h": 390.0, "moses": 350.0, "guacamol": 1000.0}
+
+
+def check_protocol(protocol: str) -> InputProtocol:
+    """Return ``protocol`` if it names an input protocol.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if protocol not in INPUT_PROTOCOLS:
+        raise ConfigError(f"unknown model.protocol {protocol!r}; choose one of {', '.join(INPUT_PROTOCOLS)}")
+    return protocol  # type: ignore[return-value]
+
 # --------------------------------------------------------------------------------------------------------------
 # Adjacency
 
@@ -65,7 +84,7 @@ def adjacency(E: Tensor, node_mask: Tensor) -> Tensor:
 # Cycles
 
 
-def cycle_counts(A: Tensor) -> tuple[Tensor, Tensor]:
+def cycle_counts(A: Tensor, protocol: InputProtocol = "graphdiff") -> tuple[Tensor, Tensor]:
     """Exact numbers of simple k-cycles from powers of the adjacency matrix.
 
     Only ``A^2`` and ``A^3`` are formed: the diagonals of ``A^4``, ``A^5`` and the trace of ``A^6`` are row sums
@@ -81,6 +100,8 @@ def cycle_counts(A: Tensor) -> tuple[Tensor, Tensor]:
 
     Args:
         A: ``[B, n, n]`` symmetric 0/1 adjacency with an empty diagonal (weighted values give weighted counts).
+        protocol: ``"digress"`` counts 5-cycles with the reference's ``c5 = (a_5 - 2 t d - A t + t) / 2``
+            (on ``K5``: 36 per node and per graph instead of 12); the other counts are the same.
 
     Returns:
         ``(node [B, n, 3], graph [B, 4])``: per-node counts of 3-, 4-, 5-cycles through the node and per-graph
@@ -100,7 +121,10 @@ def cycle_counts(A: Tensor) -> tuple[Tensor, Tensor]:
 
     c3 = a3 / 2
     c4 = (a4 - d * (d - 1) - matvec(A, d)) / 2
-    c5 = (a5 - 2 * a3 * d + 5 * a3 - matvec(A, a3) - 2 * matvec(A * A2, d)) / 2
+    if protocol == "digress":
+        c5 = (a5 - 2 * a3 * d - matvec(A, a3) + a3) / 2
+    else:
+        c5 = (a5 - 2 * a3 * d + 5 * a3 - matvec(A, a3) - 2 * matvec(A * A2, d)) / 2
     c6 = (
         tr6
         - 3 * (a3 * a3).sum(-1)
@@ -125,15 +149,18 @@ class CycleFeatures(nn.Module):
         scale: divisor of the counts.
         dtype: dtype of the matrix products (float64 keeps the counts exact for dense graphs of a few hundred
             nodes, where entries of ``A^3`` exceed float32's 2^24).
+        protocol: ``"digress"`` for the reference's 5-cycle formula (see :func:`cycle_counts`).
     """
 
     node_dim = 3
     graph_dim = 4
 
-    def __init__(self, scale: float = 10.0, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(self, scale: float = 10.0, dtype: torch.dtype = torch.float64,
+                 protocol: InputProtocol = "graphdiff") -> None:
         super().__init__()
         self.scale = scale
         self.dtype = dtype
+        self.protocol = check_protocol(protocol)
 
     def forward(self, A: Tensor, node_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Scaled cycle features.
@@ -145,7 +172,7 @@ class CycleFeatures(nn.Module):
         Returns:
             ``(node [B, n, 3], graph [B, 4])`` in ``A``'s dtype, zero on padded nodes.
         """
-        node, graph = cycle_counts(A.to(self.dtype))
+        node, graph = cycle_counts(A.to(self.dtype), self.protocol)
         node = (node / self.scale).clamp(max=1.0) * node_mask.unsqueeze(-1)
         graph = (graph / self.scale).clamp(max=1.0)
         return node.to(A.dtype), graph.to(A.dtype)
@@ -239,6 +266,9 @@ class SpectralFeatures(nn.Module):
         num_eigenvalues: number of non-zero eigenvalues kept (DiGress: 5).
         num_eigenvectors: number of non-trivial eigenvectors kept (DiGress: 2).
         dtype: dtype of the eigendecomposition.
+        protocol: ``"digress"`` fills an eigenvalue slot whose index lies in ``[m, n)`` with the padded node's
+            eigenvalue divided by ``m`` (``2n / m``), as the reference does, and with 2 only past ``n``; the
+            default fills every slot at an index ``>= m`` with 2, so the features do not depend on the padding.
     """
 
     def __init__(
@@ -247,12 +277,14 @@ class SpectralFeatures(nn.Module):
         num_eigenvalues: int = 5,
         num_eigenvectors: int = 2,
         dtype: torch.dtype = torch.float64,
+        protocol: InputProtocol = "graphdiff",
     ) -> None:
         super().__init__()
         self.with_vectors = with_vectors
         self.num_eigenvalues = num_eigenvalues
         self.num_eigenvectors = num_eigenvectors
         self.dtype = dtype
+        self.protocol = check_protocol(protocol)
 
     @property
     def node_dim(self) -> int:
@@ -289,9 +321,10 @@ class SpectralFeatures(nn.Module):
         else:
             eigvals, eigvecs = torch.linalg.eigvalsh(L), None
 
-        # Skip the c null-space eigenvalues (c known exactly); pad missing ones with 2, as DiGress.
+        # Skip the c null-space eigenvalues (c known exactly); pad missing ones with 2, as DiGress. The digress
+        # protocol reads the padded nodes' eigenvalues (2n, sorted after the m real ones) up to index n - 1.
         idx = num_components.unsqueeze(-1) + torch.arange(self.num_eigenvalues, device=A.device)  # [B, k]
-        valid = idx < num_nodes.unsqueeze(-1)
+        valid = idx < (num_nodes.unsqueeze(-1) if self.protocol == "graphdiff" else n)
         picked = torch.gather(eigvals, 1, idx.clamp(max=n - 1))
         scaled = picked / num_nodes.clamp(min=1).unsqueeze(-1).to(self.dtype)
         eig_features = torch.where(valid, scaled, torch.full_like(scaled, 2.0))
@@ -418,6 +451,90 @@ class MolecularFeatures(nn.Module):
         return node, weight
 
 
+class DiGressMolecularFeatures(nn.Module):
+    """The reference's molecular features (``ExtraMolecularFeatures``), computed from class *indices*.
+
+    With ``o`` the bond orders of the edge classes and ``v`` the node classes' valencies, per real or padded slot:
+
+    * ``valency_i = Σ_j argmax_c(E[i, j, c] o_c)``: the sum of the bond classes' indices (an aromatic bond, class
+      4, counts 4), not of their orders;
+    * ``charge_i = argmax_c(X[i, c] v_c) - valency_i``: the atom's class index minus that sum;
+    * ``weight = Σ_i w[argmax_c X[i, c]] / max_weight`` over every slot of the padded batch, so each padded node
+      adds the weight of node class 0.
+
+    Args:
+        valencies: valency of each node class (``DatasetInfo.valencies``).
+        atom_weights: atomic mass of each node class.
+        bond_orders: bond order of each edge class (class 0 = no bond = 0).
+        max_weight: divisor of the weight (DiGress's per-dataset ``max_weight``).
+    """
+
+    node_dim = 2
+    graph_dim = 1
+
+    def __init__(
+        self,
+        valencies: Sequence[int],
+        atom_weights: Sequence[float],
+        bond_orders: Sequence[float],
+        max_weight: float,
+    ) -> None:
+        super().__init__()
+        if len(atom_weights) != len(valencies):
+            raise ConfigError(f"atom_weights has {len(atom_weights)} entries for {len(valencies)} valencies")
+        if max_weight <= 0:
+            raise ConfigError(f"max_weight must be positive, got {max_weight}")
+        self.max_weight = float(max_weight)
+        self.register_buffer("valencies", torch.tensor([float(v) for v in valencies]), persistent=False)
+        self.register_buffer("atom_weights", torch.tensor([float(w) for w in atom_weights]), persistent=False)
+        self.register_buffer("bond_orders", torch.tensor([float(o) for o in bond_orders]), persistent=False)
+
+    @classmethod
+    def from_dataset_info(cls, info: DatasetInfo) -> DiGressMolecularFeatures:
+        """Build from a molecular :class:`~graphdiff.info.DatasetInfo`; ``max_weight`` is DiGress's constant for
+        the datasets it ran (:data:`DIGRESS_MAX_WEIGHT`), else ``max_nodes * max(atom_weights)``.
+
+        Raises:
+            ConfigError: the dataset has no atom weights or no valencies.
+        """
+        if not info.atom_weights or not info.valencies:
+            raise ConfigError(f"dataset {info.name!r} has no atom weights or valencies: molecular features need a "
+                              "molecule dataset")
+        scale = DIGRESS_MAX_WEIGHT.get(info.name, info.max_nodes * max(info.atom_weights))
+        return cls(info.valencies, info.atom_weights, bond_orders_from_names(info.edge_types), scale)
+
+    def forward(self, X: Tensor, E: Tensor, node_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Molecular features as the reference computes them.
+
+        Args:
+            X: ``[B, n, dx]`` node one-hots/probabilities (padding zero).
+            E: ``[B, n, n, de]`` edge one-hots/probabilities (padding zero).
+            node_mask: ``[B, n]`` bool (unused: the reference does not mask; kept for the common signature).
+
+        Returns:
+            ``(node [B, n, 2] = [charge, valency], graph [B, 1] = [weight])`` in ``X``'s dtype.
+        """
+        if X.shape[-1] != self.valencies.numel() or E.shape[-1] != self.bond_orders.numel():
+            raise ValueError(
+                f"molecular features built for {self.valencies.numel()} node and {self.bond_orders.numel()} "
+                f"edge classes, got X {tuple(X.shape)} and E {tuple(E.shape)}"
+            )
+        valency = (E * self.bond_orders.to(E.dtype)).argmax(-1).sum(-1)
+        atom = (X * self.valencies.to(X.dtype)).argmax(-1)
+        charge = atom - valency
+        weight = self.atom_weights.to(X.dtype)[X.argmax(-1)].sum(-1, keepdim=True) / self.max_weight
+        node = torch.stack((charge, valency), dim=-1).to(X.dtype)
+        return node, weight
+
+
+def molecular_features(info: DatasetInfo, protocol: InputProtocol = "graphdiff"
+                       ) -> MolecularFeatures | DiGressMolecularFeatures:
+    """The molecular features of ``info`` under ``protocol`` (see :func:`check_protocol`)."""
+    if check_protocol(protocol) == "digress":
+        return DiGressMolecularFeatures.from_dataset_info(info)
+    return MolecularFeatures.from_dataset_info(info)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Combination
 
@@ -444,11 +561,14 @@ class ExtraFeatures(nn.Module):
         max_nodes: the dataset's largest graph, to scale the node count (needed unless ``mode == "none"``).
         molecular: molecular features to append, or ``None``.
         rrwp_steps: ``K`` of the ``rrwp`` mode.
+        protocol: ``"digress"`` for the reference's 5-cycle count and padded eigenvalues (the molecular features
+            follow the ``molecular`` module given, see :func:`molecular_features`).
     """
 
     def __init__(
-        self, mode: FeatureMode = "all", max_nodes: int | None = None, molecular: MolecularFeatures | None = None,
-        rrwp_steps: int = 12,
+        self, mode: FeatureMode = "all", max_nodes: int | None = None,
+        molecular: MolecularFeatures | DiGressMolecularFeatures | None = None, rrwp_steps: int = 12,
+        protocol: InputProtocol = "graphdiff",
     ) -> None:
         super().__init__()
         if mode not in FEATURE_MODES:
@@ -457,8 +577,10 @@ class ExtraFeatures(nn.Module):
             raise ConfigError(f"extra features {mode!r} need max_nodes (the largest graph size), got {max_nodes!r}")
         self.mode = mode
         self.max_nodes = max_nodes
-        self.cycles = CycleFeatures() if mode != "none" else None
-        self.spectral = SpectralFeatures(with_vectors=mode == "all") if mode in ("eigenvalues", "all") else None
+        self.protocol = check_protocol(protocol)
+        self.cycles = CycleFeatures(protocol=protocol) if mode != "none" else None
+        self.spectral = (SpectralFeatures(with_vectors=mode == "all", protocol=protocol)
+                         if mode in ("eigenvalues", "all") else None)
         self.random_walk = RandomWalkFeatures(rrwp_steps) if mode == "rrwp" else None
         self.molecular = molecular
 

@@ -42,7 +42,15 @@ from graphdiff.models.base import (
     sanitize_padding,
     split_condition,
 )
-from graphdiff.models.features import ExtraFeatures, FeatureMode, MolecularFeatures
+from graphdiff.models.features import (
+    DiGressMolecularFeatures,
+    ExtraFeatures,
+    FeatureMode,
+    InputProtocol,
+    MolecularFeatures,
+    check_protocol,
+    molecular_features,
+)
 from graphdiff.types import DenseGraph
 
 if TYPE_CHECKING:
@@ -572,6 +580,23 @@ class GraphTransformer(nn.Module):
 # The denoiser
 
 
+def no_edge_diagonal(graph: DenseGraph) -> DenseGraph:
+    """``graph`` with the one-hot of class 0 ("no edge") on the diagonal of ``E`` for every real node, where the
+    reference's noisy graphs hold it (graphdiff's hold zeros there).
+
+    Args:
+        graph: ``E [B, n, n, de]`` with a zero diagonal, ``node_mask [B, n]``.
+
+    Returns:
+        The same graph, ``E[b, i, i] = (1, 0, ..., 0)`` where ``node_mask[b, i]``.
+    """
+    n, de = graph.E.shape[1], graph.E.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=graph.E.device)
+    on_diagonal = (eye & graph.node_mask.unsqueeze(-1)).unsqueeze(-1)  # [B, n, n, 1]
+    no_edge = F.one_hot(torch.zeros((), dtype=torch.long, device=graph.E.device), de).to(graph.E.dtype)
+    return DenseGraph(graph.X, torch.where(on_diagonal, no_edge, graph.E), graph.y, graph.node_mask)
+
+
 @register_denoiser("graph_transformer")
 class GraphTransformerDenoiser(Denoiser):
     """DiGress's denoiser: extra features of the noisy graph, ``t`` appended to ``y``, the graph transformer.
@@ -595,6 +620,10 @@ class GraphTransformerDenoiser(Denoiser):
         checkpoint: activation checkpointing of each layer.
         recompute_edges: recompute the edge stream's cheap activations in the backward pass (see
             :class:`GraphTransformer`).
+        protocol: ``"graphdiff"`` (default: exact extra features, empty diagonal of ``E``) or ``"digress"``: the
+            reference code's input, i.e. its 5-cycle count and padded eigenvalues (see
+            :class:`~graphdiff.models.features.ExtraFeatures`), the "no edge" one-hot on the diagonal of the noisy
+            ``E`` of every real node, and (built by :meth:`from_dataset_info`) its index-based molecular features.
     """
 
     def __init__(
@@ -610,18 +639,20 @@ class GraphTransformerDenoiser(Denoiser):
         extra_features: FeatureMode = "all",
         rrwp_steps: int = 12,
         max_nodes: int | None = None,
-        molecular: MolecularFeatures | None = None,
+        molecular: MolecularFeatures | DiGressMolecularFeatures | None = None,
         virtual_classes: Sequence[int] = (0, 0),
         checkpoint: bool = False,
         recompute_edges: bool = True,
         condition_dim: int = 0,
+        protocol: InputProtocol = "graphdiff",
     ) -> None:
         super().__init__(input_dims, output_dims)
+        self.protocol = check_protocol(protocol)
         if not 0 <= condition_dim <= self.input_dims.y:
             raise ConfigError(f"condition_dim={condition_dim}: must be within the input y width {self.input_dims.y}")
         self.condition_dim = condition_dim
         self.extra_features = ExtraFeatures(extra_features, max_nodes=max_nodes, molecular=molecular,
-                                            rrwp_steps=rrwp_steps)
+                                            rrwp_steps=rrwp_steps, protocol=protocol)
         self.virtual_classes = (int(virtual_classes[0]), int(virtual_classes[1]))
         out = self.output_dims
         # The condition (the trailing columns of y) enters apart from the MLP of y, see GraphTransformer.
@@ -650,11 +681,12 @@ class GraphTransformerDenoiser(Denoiser):
             info: the dataset's statistics.
             molecular: add the molecular features (default: when ``info.kind == "molecule"``).
             output_y: width of a predicted ``y`` (0 for unconditional generation).
-            **config: other :class:`GraphTransformerDenoiser` arguments (``preset``, ``extra_features``, ...).
+            **config: other :class:`GraphTransformerDenoiser` arguments (``preset``, ``extra_features``,
+                ``protocol``, ...).
         """
         if molecular is None:
             molecular = info.kind == "molecule"
-        mol = MolecularFeatures.from_dataset_info(info) if molecular else None
+        mol = molecular_features(info, config.get("protocol", "graphdiff")) if molecular else None
         dims = GraphDims(info.num_node_types, info.num_edge_types, 0)
         config.setdefault("max_nodes", info.max_nodes)
         vx, ve = config.get("virtual_classes", (0, 0))
@@ -671,6 +703,8 @@ class GraphTransformerDenoiser(Denoiser):
         """
         t = self.check_input(noisy, t)
         noisy = sanitize_padding(noisy)
+        if self.protocol == "digress":
+            noisy = no_edge_diagonal(noisy)
         vx, ve = self.virtual_classes
         data = noisy if not (vx or ve) else DenseGraph(noisy.X[..., : noisy.X.shape[-1] - vx],
                                                        noisy.E[..., : noisy.E.shape[-1] - ve], noisy.y, noisy.node_mask)

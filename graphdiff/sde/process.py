@@ -162,7 +162,7 @@ class GraphEncoding:
         return classes * pair
 
     def decode(self, x: Tensor, adj: Tensor, flags: Tensor, num_node_types: int,
-               drop_isolated: bool = False) -> DenseGraph:
+               drop_isolated: bool = False, node_threshold: float | None = None) -> DenseGraph:
         """Quantise continuous samples into a one-hot :class:`DenseGraph`.
 
         Args:
@@ -172,6 +172,9 @@ class GraphEncoding:
             num_node_types: ``dx`` of the output.
             drop_isolated: remove nodes without edges, as GDSS's ``adjs_to_graphs`` does for generic graphs
                 (a graph keeps at least one node); real nodes are moved to the front.
+            node_threshold: with ``node_features="types"``, GDSS's molecule decoding: a node's type is the first
+                feature above the threshold, and a node with none is dropped with its edges (GDSS's sampler,
+                threshold 0.5; the other nodes keep their order). ``None``: the argmax of every node.
 
         Returns:
             One-hot graph with ``E`` of ``len(edge_values) + 1`` classes and an empty ``y``.
@@ -181,7 +184,13 @@ class GraphEncoding:
         if self.node_features == "types":
             if x.shape[-1] != num_node_types:
                 raise ConfigError(f"x has {x.shape[-1]} features but the dataset has {num_node_types} node types")
-            nodes = x.argmax(-1)
+            if node_threshold is None:
+                nodes = x.argmax(-1)
+            else:
+                above = x > node_threshold
+                nodes = above.to(torch.int8).argmax(-1)  # the first feature above the threshold
+                node_mask = node_mask & above.any(-1)
+                edges = edges * (node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2))
         else:
             if num_node_types != 1:
                 raise ConfigError(
@@ -270,7 +279,8 @@ class ScoreSDEProcess:
         return x, adj
 
     def sampler(self, network: GraphNetwork, num_node_types: int, settings: SamplerSettings | None = None,
-                drop_isolated: bool = False, correction: Correction | None = None) -> ScoreSDEGraphSampler:
+                drop_isolated: bool = False, correction: Correction | None = None,
+                node_threshold: float | None = None) -> ScoreSDEGraphSampler:
         """The reverse system with ``network`` bound, as a :class:`~graphdiff.generation.GraphSampler`.
 
         Args:
@@ -280,9 +290,10 @@ class ScoreSDEProcess:
             drop_isolated: see :meth:`GraphEncoding.decode`.
             correction: optional post-quantisation step of the final samples, e.g. a valency correction for
                 molecules; results with and without it are reported separately (GDSS reports validity without).
+            node_threshold: see :meth:`GraphEncoding.decode` (GDSS's molecule decoding: 0.5).
         """
         return ScoreSDEGraphSampler(self, network, num_node_types, settings or SamplerSettings(), drop_isolated,
-                                    correction)
+                                    correction, node_threshold)
 
     def sample(self, network: GraphNetwork, node_mask: Tensor, num_node_types: int,
                settings: SamplerSettings | None = None, generator: torch.Generator | None = None,
@@ -307,13 +318,15 @@ class ScoreSDEGraphSampler(GraphSampler):
     step with ``noise_removal``, as GDSS)."""
 
     def __init__(self, process: ScoreSDEProcess, network: GraphNetwork, num_node_types: int,
-                 settings: SamplerSettings, drop_isolated: bool, correction: Correction | None) -> None:
+                 settings: SamplerSettings, drop_isolated: bool, correction: Correction | None,
+                 node_threshold: float | None = None) -> None:
         self.process = process
         self.network = network
         self.num_node_types = num_node_types
         self.settings = settings
         self.drop_isolated = drop_isolated
         self.correction = correction
+        self.node_threshold = node_threshold
         self._steps = discretise(process.sdes, settings.num_steps)[-1].N
         self._times: Tensor | None = None
 
@@ -341,7 +354,7 @@ class ScoreSDEGraphSampler(GraphSampler):
         _, states, means, flags = state
         x, adj = means if final and self.settings.noise_removal else states
         graph = self.process.encoding.decode(mask_nodes(x, flags), mask_adj(adj, flags), flags, self.num_node_types,
-                                             drop_isolated=self.drop_isolated)
+                                             drop_isolated=self.drop_isolated, node_threshold=self.node_threshold)
         return self.correction(graph) if final and self.correction is not None else graph
 
     def label(self, k: int) -> str:

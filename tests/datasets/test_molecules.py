@@ -299,7 +299,7 @@ def test_qm9_first_2000_rows(data_root: Path) -> None:
     assert ds.info.edge_types == ["none", "single", "double", "triple"]
     assert ds.info.split_sizes == {"train": 1529, "val": 271, "test": 200}
     assert ds.info.max_nodes <= 9
-    assert ds.info.options == {"kekulize": True, "limit": 2000}
+    assert ds.info.options == {"kekulize": True, "limit": 2000, "protocol": "graphdiff"}
     atoms, bonds = AtomVocabulary.from_names(ds.info.node_types), BondVocabulary.from_names(ds.info.edge_types)
     assert round_trip_failures(ds, atoms, bonds) == []
     # Stored SMILES are the canonical SMILES of the file's rows, in file order.

@@ -171,3 +171,20 @@ def test_damaged_reference_statistics_are_recomputed(monkeypatch: pytest.MonkeyP
     caplog.clear()
     assert MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=True)(generated) == first
     assert "damaged" not in caplog.text  # rewritten whole
+
+
+def test_explicit_hydrogens_are_folded_before_uniqueness_and_novelty() -> None:
+    """QM9-with-H samples (DiGress writes ``[H]C([H])...``; graphdiff's explicit-H graphs decode with H atoms) are
+    the same molecules as the reference's implicit-H SMILES: neither novel nor distinct from their implicit form."""
+    from graphdiff.metrics.evaluate import evaluate_molecules
+
+    explicit = Chem.MolToSmiles(Chem.AddHs(Chem.MolFromSmiles("CCO")))
+    assert "[H]" in explicit
+    parsed = molecules.parse_molecule(explicit)
+    assert parsed.smiles == "CCO"
+    assert parsed.valid.GetNumAtoms() == 3  # fingerprints, fragments, NSPDK see the heavy-atom molecule
+    scores = evaluate_molecules([explicit, "CCO", "c1ccccc1"], train_smiles=["CCO", "CC"],
+                                metrics=["validity", "uniqueness", "novelty"])
+    assert scores["validity"] == 1.0
+    assert scores["uniqueness"] == pytest.approx(2 / 3)
+    assert scores["novelty"] == pytest.approx(1 / 2)  # of the 2 distinct molecules only benzene is new

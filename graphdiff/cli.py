@@ -150,7 +150,9 @@ def _sample_parser(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="metrics of generated graphs or molecules against a reference")
-    p.add_argument("--samples", required=True, help="generated samples: .smi/.txt, .npz, .json or .graphml")
+    p.add_argument("--samples", required=True,
+                   help="generated samples: .smi/.txt (SMILES, or graphs in DiGress's N=/X:/E: format), .npz, "
+                        ".json or .graphml")
     p.add_argument("--reference", required=True,
                    help="DATASET[:split] (default split: test), or a file of reference graphs / SMILES")
     p.add_argument("--train", default=None, help="training graphs / SMILES file for novelty (with a file reference)")

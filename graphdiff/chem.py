@@ -556,8 +556,9 @@ def gdss_molecule(node_types: Tensor, edge_index: Tensor, edge_types: Tensor, at
     if len(node_types) == 0:
         return None, True
     mol = _charged_mol(node_types, edge_index, edge_types, atoms, bonds, "lower")
-    valid = valence_problem(mol) is None
-    while (problem := valence_problem(mol)) is not None and problem[0] >= 0:
+    problem = valence_problem(mol)
+    valid = problem is None
+    while problem is not None and problem[0] >= 0:
         ranked = sorted(mol.GetAtomWithIdx(problem[0]).GetBonds(), key=lambda b: int(b.GetBondType()), reverse=True)
         if not ranked:
             break
@@ -568,6 +569,7 @@ def gdss_molecule(node_types: Tensor, edge_index: Tensor, edge_types: Tensor, at
         mol.RemoveBond(i, j)
         if order > 1:
             mol.AddBond(i, j, _GDSS_BOND_BY_ORDER[order - 1])
+        problem = valence_problem(mol)
     with quiet_rdkit():
         try:
             smiles = Chem.MolToSmiles(mol, isomericSmiles=True)

@@ -27,7 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 DOC = ROOT / "docs" / "performance.md"
 
 NAMES = ("peak", "equivalence", "training", "baseline", "flops", "precision", "compile", "sampling", "allocator",
-         "gdss", "metrics", "profile")
+         "gdss", "pard", "metrics", "profile")
 
 
 def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -58,6 +58,8 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
                                "sample_steps": [1000, 100], "measure_steps": 3, **d}),
                      ("gdss", {"setup": "gdss_community_small", "steps": 1, "warmup": 1, "num_samples": 128,
                                "sample_steps": [1000, 100], "measure_steps": 3, **d})],
+            "pard": [("pard", {"setup": s, "batch_size": b, "num_graphs": b, "steps": 1, "warmup": 1,
+                               "sample_steps": k, **d}) for s, b, k in (("qm9", 32, 2), ("planar", 2, 1))],
             "metrics": [("metrics_planar", {}), ("metrics_qm9", {"num_samples": 1000, "num_reference": 1000})],
             "profile": [("profile", {"setup": "planar", "batch_size": 2, **d})],
         }
@@ -82,6 +84,12 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
                      for family in ("discrete", "flow")],
         "gdss": [("gdss", {"setup": "gdss_qm9", "num_samples": 256, "sample_steps": [1000, 100], **d}),
                  ("gdss", {"setup": "gdss_community_small", "num_samples": 128, "sample_steps": [1000, 100], **d})],
+        # PARD next to DiGress, DeFoG and GDSS in one process, at the batches of the rows above (QM9 256, sampling
+        # planar 16) but for planar training: PARD's shipped planar config trains batched sequential (one 64-node
+        # graph per block, ~21 blocks per graph), ~6 GB of activations per graph, so its published batch 6 on a GPU
+        # and 2 on a CPU (12 GB peak RSS).
+        "pard": [("pard", {"setup": s, "batch_size": b, "num_graphs": n, "steps": 3, "warmup": 1, "sample_steps": 2,
+                           **d}) for s, b, n in (("qm9", 256, 256), ("planar", 6 if device != "cpu" else 2, 16))],
         "metrics": [("metrics_planar", {}), ("metrics_qm9", {"num_samples": 10000})],
         "profile": [("profile", {"setup": "planar", "batch_size": 16, **d})],
     }
@@ -90,7 +98,7 @@ def plan(quick: bool, full_chains: bool, device: str) -> dict[str, list[tuple[st
 #: Measurements that report peak memory run in a fresh interpreter; the others run in the runner's process
 #: (starting an interpreter and importing torch costs several seconds, a lot on a small or busy CPU). The compile
 #: measurement does too, so that no graph compiled before (in dynamo's caches) shortens its compile time.
-FRESH_PROCESS = {"training", "gdss", "compile_step"}
+FRESH_PROCESS = {"training", "gdss", "compile_step", "pard"}
 
 
 def call(function: str, kwargs: dict[str, Any], timeout: float | None) -> dict[str, Any]:

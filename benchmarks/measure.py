@@ -476,9 +476,6 @@ def gdss(setup: str, batch_size: int | None = None, steps: int = 3, warmup: int 
          sample_steps: list[int] | None = None, measure_steps: int | None = None,
          device: str = "cpu") -> dict[str, Any]:
     """GDSS training step (loss, backward, Adam) and PC sampling speed with the published sizes."""
-    from graphdiff.generation import node_mask_from_counts, sample_num_nodes
-    from graphdiff.sde import SamplerSettings
-
     s = setups.gdss_setup(setup)
     B = batch_size or s.spec["batch_size"]
     model = s.model().to(device).train()
@@ -504,12 +501,22 @@ def gdss(setup: str, batch_size: int | None = None, steps: int = 3, warmup: int 
              "graphs_per_s": B / (_median(tot) / 1000), "peak_mem_mb": rss.peak_mb(),
              "params": sum(p.numel() for p in model.parameters())}
 
+    rows = _gdss_sampling(s, model, num_samples, sample_steps or [s.spec["sde_x"][3]], measure_steps, device)
+    return {"setup": setup, "train": train, "num_samples": num_samples, "sampler": s.spec["sampler"],
+            "chains": rows, "measure_steps": measure_steps}
+
+
+def _gdss_sampling(s, model, num_samples: int, chains: list[int], measure_steps: int | None,
+                   device: str) -> list[dict[str, Any]]:
+    """GDSS's PC sampler on ``num_samples`` graphs (node counts drawn with seed 0): each chain of ``chains`` run,
+    or extrapolated from a chain of ``measure_steps`` steps."""
+    from graphdiff.generation import node_mask_from_counts, sample_num_nodes
+    from graphdiff.sde import SamplerSettings
+
     model.eval()
     gen = torch.Generator().manual_seed(0)
     counts = sample_num_nodes(s.dataset.info.node_count_distribution(), num_samples, gen)
     node_mask = node_mask_from_counts(counts, device)
-    N = s.spec["sde_x"][3]
-    chains = sample_steps or [N]
     rows = []
     per_step = None
     with torch.no_grad():
@@ -530,8 +537,215 @@ def gdss(setup: str, batch_size: int | None = None, steps: int = 3, warmup: int 
                 seconds, measured = _now(device) - t0, True
             rows.append({"steps": K, "chain_s": seconds, "s_per_step": seconds / K,
                          "graphs_per_s": num_samples / seconds, "measured": measured})
-    return {"setup": setup, "train": train, "num_samples": num_samples, "sampler": s.spec["sampler"],
-            "chains": rows, "measure_steps": measure_steps}
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# PARD next to the other families
+
+
+class _Timed:
+    """Wrap a bound method: count its calls and add up their time (``device`` synchronised)."""
+
+    def __init__(self, fn, device: str) -> None:
+        self.fn, self.device, self.calls, self.seconds = fn, device, 0, 0.0
+
+    def __call__(self, *args, **kwargs):
+        t0 = _now(self.device)
+        out = self.fn(*args, **kwargs)
+        self.seconds += _now(self.device) - t0
+        self.calls += 1
+        return out
+
+
+def _pard_sampling(model, counts: torch.Tensor, steps: int, device: str) -> dict[str, Any]:
+    """One ``model.generate`` of ``len(counts)`` graphs of the given sizes in one batch with ``steps`` reverse steps
+    per block; the denoiser's and the block head's calls counted and timed apart."""
+    denoiser, head = model.denoiser, model.block_head
+    timed_denoiser = _Timed(denoiser.forward, device)
+    timed_head = _Timed(head.block_summary, device)
+    denoiser.forward, head.block_summary = timed_denoiser, timed_head
+    try:
+        t0 = _now(device)
+        graphs = model.generate(len(counts), steps=steps, seed=0, num_nodes=counts, batch_size=len(counts),
+                                progress=False)
+        seconds = _now(device) - t0
+    finally:
+        del denoiser.forward, head.block_summary  # back to the class's methods
+    blocks = timed_denoiser.calls // steps
+    return {"steps_per_block": steps, "seconds": seconds, "denoiser_calls": timed_denoiser.calls,
+            "denoiser_s": timed_denoiser.seconds, "head_calls": timed_head.calls, "head_s": timed_head.seconds,
+            "blocks": blocks, "nodes": [int(n) for n in graphs.num_nodes]}
+
+
+def pard(setup: str, batch_size: int, num_graphs: int, steps: int = 3, warmup: int = 1, sample_steps: int = 2,
+         chains: dict[str, list[int]] | None = None, device: str = "cpu") -> dict[str, Any]:
+    """PARD's training step and sampling next to DiGress, DeFoG and (where its published setup has the same data)
+    GDSS, in one process on the same batch of training graphs and the same node counts.
+
+    PARD: the model settings of its shipped config (:func:`setups.pard_setup`). Training: one optimiser step of each
+    family (DiGress: noise, extra features, transformer, cross-entropy, AdamW amsgrad; DeFoG: the same network under
+    the flow's noise; GDSS: both score losses, Adam; PARD: ``PardModel._loss`` — block order, the parallel or
+    sequential layout of its ``training_mode``, block-wise noise, denoiser, the separate block network, both losses
+    — backward and AdamW), ``warmup`` rounds then ``steps`` rounds, the families alternating within
+    each round so that a drifting load hits them alike; medians. Peak memory: each family's first step (its
+    optimiser state included), RSS high-water reset before it (see :class:`PeakRSS`); on a GPU the allocator's peak.
+    PARD's block order and layout alone (no grad) are timed in each round too. Matmul FLOPs of forward +
+    backward (``FlopCounterMode``: mm, bmm, addmm, ...; not elementwise ops) are counted in the first, untimed
+    round: unlike the times, they do not depend on the machine's load.
+
+    Sampling: untrained weights, one batch of ``num_graphs`` graphs with node counts drawn from the dataset (seed 0,
+    as :func:`sampling`). DiGress / DeFoG / GDSS: seconds per step measured over ``sample_steps`` steps (GDSS: PC
+    steps), chains of ``chains[family]`` steps extrapolated. PARD: ``model.generate`` with the same node counts and
+    ``sample_steps`` reverse steps per block, its block head set to draw the data's block sizes
+    (:func:`setups.calibrate_block_sizes`); chains of ``chains["pard"]`` steps per block (default ``T`` and 20) are
+    extrapolated from it (denoiser time x steps / ``sample_steps``, block head and the rest as measured).
+    """
+    import contextlib
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from graphdiff.diffusion import cross_entropy_loss
+    from graphdiff.diffusion.blocks import parallel_layout, partial_order, sequential_layout
+    from graphdiff.flow import DiscreteFlow, initial_distribution
+    from graphdiff.generation import sample_num_nodes
+
+    ds = setups.digress_setup(setup)
+    ps = setups.pard_setup(setup)
+    gdss_name = setups.GDSS_FOR.get(setup)
+    gs = setups.gdss_setup(gdss_name) if gdss_name else None
+    info = ds.info
+    flow = DiscreteFlow(initial_distribution("marginal", info.num_node_types, info.num_edge_types,
+                                             info.node_marginals, info.edge_marginals))
+    batch = setups.train_batch(ds.dataset, batch_size, device)
+    pard_model = ps.model().to(device)
+    layout = parallel_layout if pard_model.hparams.training_mode == "parallel" else sequential_layout
+    stats = setups.block_statistics(pard_model, ps.dataset.split("train"))
+    stats.pop("next_sizes")
+
+    models: dict[str, torch.nn.Module] = {"discrete": ds.denoiser(), "flow": ds.denoiser(seed=1), "pard": pard_model}
+    if gs is not None:
+        models["gdss"] = gs.model()
+    opts = {}
+    for family, model in models.items():
+        model.to(device).train()
+        if family == "gdss":
+            opts[family] = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-4)
+        elif family == "pard":
+            hp = model.hparams
+            opts[family] = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
+                                             amsgrad=hp.amsgrad)
+        else:
+            opts[family] = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-12, amsgrad=True)
+
+    def loss_of(family: str) -> torch.Tensor:
+        model = models[family]
+        if family == "discrete":
+            t = ds.process.sample_timesteps(batch.batch_size, device=device, training=True)
+            return cross_entropy_loss(model(ds.process.add_noise(batch, t), t.float() / ds.T), batch,
+                                      lambda_E=5.0)["loss"]
+        if family == "flow":
+            t = flow.sample_time(batch.batch_size, device=device)
+            return cross_entropy_loss(model(flow.add_noise(batch, t), t), batch, lambda_E=5.0)["loss"]
+        if family == "gdss":
+            loss_x, loss_adj = gs.process.loss(model, batch)
+            return loss_x + loss_adj
+        return model._loss(batch)["loss"]
+
+    phases = {f: {k: [] for k in ("loss", "backward", "optimizer", "total")} for f in models}
+    peak: dict[str, float] = {}
+    flops: dict[str, int] = {}
+    order_ms: list[float] = []
+    peak_method = "torch.cuda.max_memory_allocated() minus allocated before the step"
+    for i in range(warmup + steps):
+        for family in models:
+            rss = PeakRSS() if i == 0 else None
+            if i == 0 and device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+                mem0 = torch.cuda.memory_allocated()
+            counter = FlopCounterMode(display=False) if i == 0 and warmup else contextlib.nullcontext()
+            with counter:  # matmul FLOPs of forward + backward, counted in the untimed first step
+                t0 = _now(device)
+                loss = loss_of(family)
+                t1 = _now(device)
+                loss.backward()
+                t2 = _now(device)
+            if i == 0 and warmup:
+                flops[family] = counter.get_total_flops()
+            opts[family].step()
+            opts[family].zero_grad(set_to_none=True)
+            t3 = _now(device)
+            del loss
+            if rss is not None:
+                if device.startswith("cuda"):
+                    peak[family] = (torch.cuda.max_memory_allocated() - mem0) / 2**20
+                else:
+                    peak[family], peak_method = rss.peak_mb(), rss.method
+            if i >= warmup:
+                for key, value in zip(phases[family], (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                    phases[family][key].append(value * 1000)
+        with torch.no_grad():
+            t0 = _now(device)
+            layout(batch, partial_order(batch, pard_model.hparams.max_hops))
+            if i >= warmup:
+                order_ms.append((_now(device) - t0) * 1000)
+    train = {}
+    for family, model in models.items():
+        ms = {k: _median(v) for k, v in phases[family].items()}
+        train[family] = {"batch_size": batch_size, "params": sum(p.numel() for p in model.parameters()), "ms": ms,
+                         "ms_all_total": phases[family]["total"], "graphs_per_s": batch_size / (ms["total"] / 1000),
+                         "peak_mem_mb": peak[family],
+                         "gflop_per_step": flops[family] / 1e9 if family in flops else None}
+    train["pard"]["order_layout_ms"] = _median(order_ms)
+    with torch.no_grad():
+        laid_out = layout(batch, partial_order(batch, pard_model.hparams.max_hops))[0]
+    train["pard"]["training_mode"] = pard_model.hparams.training_mode
+    train["pard"]["rows"] = laid_out.batch_size  # graphs the denoiser sees: B (parallel) or one per block
+    train["pard"]["input_nodes"] = int(laid_out.node_mask.shape[1])
+    for family in ("discrete", "flow", "gdss"):
+        if family in train:
+            train[family]["input_nodes"] = int(batch.node_mask.shape[1])
+    del opts
+
+    # ---- sampling
+    for model in models.values():
+        model.eval()
+    gen = torch.Generator().manual_seed(0)
+    counts = sample_num_nodes(info.node_count_distribution(), num_graphs, gen)
+    T = pard_model.blocks.T
+    chains = {"discrete": [ds.T, 50], "flow": [ds.T, 50], "gdss": [1000, 100], "pard": sorted({T, min(T, 20)}),
+              **(chains or {})}
+    sample: dict[str, Any] = {}
+    for family in ("discrete", "flow"):
+        r = sampling(setup, num_graphs, chains=chains[family], run=[], measure_steps=sample_steps, device=device,
+                     family=family)
+        sample[family] = {"calls_per_step": 1, "measure_steps": r["measure_steps"],
+                          "chains": [{**c, "calls": c["steps"]} for c in r["chains"]]}
+    if gs is not None:
+        r = _gdss_sampling(gs, models["gdss"], num_graphs, chains["gdss"], sample_steps, device)
+        sample["gdss"] = {"calls_per_step": 2, "sampler": gs.spec["sampler"], "measure_steps": sample_steps,
+                          "chains": [{**c, "calls": 2 * c["steps"]} for c in r]}
+    _pard_sampling(pard_model, counts.clamp(max=3), 1, device)  # warm-up: the same batch, a few small blocks
+    measured = _pard_sampling(pard_model, counts, sample_steps, device)
+    measured.pop("nodes")
+    rest = measured["seconds"] - measured["denoiser_s"]
+    rows = []
+    for K in sorted(set(chains["pard"]) | {sample_steps}, reverse=True):
+        seconds = measured["seconds"] if K == sample_steps else measured["denoiser_s"] * K / sample_steps + rest
+        rows.append({"steps": K, "blocks": measured["blocks"], "calls": measured["blocks"] * K
+                     + measured["head_calls"], "chain_s": seconds, "graphs_per_s": num_graphs / seconds,
+                     "s_per_graph": seconds / num_graphs, "measured": K == sample_steps})
+    sample["pard"] = {"measured": measured, "chains": rows,
+                      "s_per_denoiser_call": measured["denoiser_s"] / max(measured["denoiser_calls"], 1),
+                      "s_per_head_call": measured["head_s"] / max(measured["head_calls"], 1)}
+    for family in ("discrete", "flow", "gdss"):
+        for c in sample.get(family, {}).get("chains", []):
+            c["s_per_graph"] = c["chain_s"] / num_graphs
+    pard_spec = {"config": ps.config, "published_batch_size": ps.batch_size, **ps.spec}
+    return {"setup": setup, "device": device, "threads": torch.get_num_threads(), "batch_size": batch_size,
+            "steps": steps, "warmup": warmup, "num_graphs": num_graphs, "max_nodes": int(counts.max()),
+            "gdss_setup": gdss_name, "pard_config": pard_spec, "pard_blocks": stats, "train": train,
+            "peak_mem_method": peak_method, "sample": sample, "sample_steps": sample_steps}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -664,7 +878,8 @@ def saved_activations(setup: str, batch_size: int, top: int = 8) -> dict[str, An
 
 
 FUNCTIONS = {f.__name__: f for f in (matmul_peak, training, flops, equivalence, sampling, gdss, metrics_planar,
-                                      metrics_qm9, profile, saved_activations, precision, allocator, compile_step)}
+                                      metrics_qm9, profile, saved_activations, precision, allocator, compile_step,
+                                      pard)}
 
 
 def main(argv: list[str]) -> None:

@@ -5,13 +5,15 @@
     python -m benchmarks.quality --datasets gdss_qm9          # GDSS alone
     python -m benchmarks.quality --minutes 1 --datasets comm20 --samples 20    # smoke run
     python -m benchmarks.quality --datasets qm9 flow_qm9 --sample-steps 50 500  # DiGress vs DeFoG, 50 and 500 steps
+    python -m benchmarks.quality --datasets pard_qm9 pard_comm20                # PARD (small), its published T
     python -m benchmarks.quality --minutes 120 --milestones 10 30 60 --datasets qm9 --recipe wide4  # a curve
     python -m benchmarks.quality --datasets qm9 --recipe wide4 --precision bf16-mixed   # bfloat16 autocast
     python -m benchmarks.quality --floor-only --datasets comm20 ego_small     # training graphs vs the test split
     python -m benchmarks.quality --datasets qm9 --recipe wide4-anneal --conditions qed logp --guidance 0 1 2 3
 
 Each dataset is trained through graphdiff's real training code — ``graphdiff.lit.DiscreteDiffusionModel`` (or
-``ScoreSDEModel`` for ``gdss_<dataset>``, ``DiscreteFlowModel`` for ``flow_<dataset>``) and a Lightning
+``ScoreSDEModel`` for ``gdss_<dataset>``, ``DiscreteFlowModel`` for ``flow_<dataset>``, ``PardModel`` for
+``pard_<dataset>``) and a Lightning
 ``Trainer(max_time=...)`` with the EMA callback — then
 sampled and evaluated with ``graphdiff.evaluation.evaluate_generated`` against the test split. The results are
 written between the ``quality`` markers of ``docs/performance.md`` next to published numbers (which come from
@@ -39,6 +41,7 @@ PUBLISHED: dict[str, dict[str, str]] = {
     "qm9": {"validity": "99.0 (DiGress)", "uniqueness": "96.2 (DiGress)"},
     "flow_qm9": {"validity": "99.3 / 98.9 (DeFoG, 500 / 50 steps)", "uniqueness": "96.3 / 96.2"},
     "gdss_qm9": {"validity": "95.7 (GDSS, without correction)"},
+    "pard_qm9": {"validity": "97.1", "uniqueness": "96.5 (PARD README: QM9 with explicit H, max_hops 1, 140 steps)"},
     # GDSS Table 1 (MMD², GDSS protocol), the model the graph benchmarks are usually compared with.
     "ego_small": {"degree": "0.021", "clustering": "0.024", "orbit": "0.007 (GDSS)"},
     "community_small": {"degree": "0.045", "clustering": "0.086", "orbit": "0.007 (GDSS)"},
@@ -77,6 +80,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     "published": {"model": lambda dataset: PUBLISHED_MODEL.get(dataset, {"preset": "digress"}),
                   "training": {"lr": 2e-4}, "batch_size": None, "label": "published"},
 }
+#: PARD at the size of SMALL_MODEL; its published diffusion settings per dataset (configs/pard/<dataset>.yaml).
+PARD_SMALL_MODEL = {"hidden_dims": 64, "edge_dims": 32, "n_layers": 4, "n_heads": 4}
+PARD_SETTINGS: dict[str, dict[str, Any]] = {
+    "qm9": {"T": 50, "max_hops": 3, "transition": "uniform", "ce_weight": 0.1, "block_model": "separate"},
+    "comm20": {"T": 40, "max_hops": 3, "transition": "marginal", "ce_weight": 0.01, "block_model": "separate"},
+}
+PARD_BATCH_OF = {"qm9": 128, "comm20": 32}  # PARD: 128 (qm9.yaml); comm20 as the other rows
 BATCH_OF = {"qm9": 512, "comm20": 32, "community_small": 32, "ego_small": 32}
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 #: Periodic/test evaluation settings of the shipped configs: the benchmark samples and evaluates by itself.
@@ -93,7 +103,7 @@ def build(name: str, recipe: str = "small", sample_steps: int | None = None,
     """
     from graphdiff.datasets.datamodule import GraphDataModule
 
-    dataset = name.removeprefix("gdss_").removeprefix("flow_")
+    dataset = name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
     if name.startswith("flow_"):
         from graphdiff.lit import DiscreteFlowModel
 
@@ -101,6 +111,14 @@ def build(name: str, recipe: str = "small", sample_steps: int | None = None,
         model = DiscreteFlowModel(dataset_info=dm.dataset_info, model={**SMALL_MODEL, "extra_features": "rrwp"},
                                   lr=1e-3, sampler=FLOW_SAMPLER.get(dataset, {}))
         return dm, model, "DeFoG, small (4 layers, dx 64, rrwp)"
+    if name.startswith("pard_"):
+        from graphdiff.lit import PardModel
+
+        settings = PARD_SETTINGS.get(dataset, PARD_SETTINGS["comm20"])
+        dm = GraphDataModule(dataset, batch_size=PARD_BATCH_OF.get(dataset, 32))
+        model = PardModel(dataset_info=dm.dataset_info, model=dict(PARD_SMALL_MODEL), sample_steps=sample_steps,
+                          lr=2e-3, warmup_steps=100, lr_schedule="cosine", **settings)
+        return dm, model, "PARD, small (4 layers, hidden 64, edges 32, lr 2e-3 cosine over the budget)"
     if name.startswith("gdss_"):
         from graphdiff.lit import ScoreSDEModel
 
@@ -326,21 +344,21 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
 
     lines: dict[tuple[str, str, Any, Any], list[tuple[float, float]]] = {}
     for r in rows:
-        dataset = r["name"].removeprefix("gdss_").removeprefix("flow_")
+        dataset = r["name"].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
         metric = CURVE_METRIC.get(dataset)
         if "error" in r or metric not in r.get("metrics", {}):
             continue
         lines.setdefault((r["name"], r["model"], r.get("sample_steps"), r.get("guidance")), []).append(
             (float(r["minutes"]), r["metrics"][metric]))
     lines = {k: sorted(v) for k, v in lines.items() if len(v) >= 2}
-    datasets = sorted({k[0].removeprefix("gdss_").removeprefix("flow_") for k in lines})
+    datasets = sorted({k[0].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") for k in lines})
     if not datasets:
         return []
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         metric = CURVE_METRIC[dataset]
         for (name, model, steps, scale), points in lines.items():
-            if name.removeprefix("gdss_").removeprefix("flow_") == dataset:
+            if name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") == dataset:
                 xs, ys = zip(*points)
                 ax.plot(xs, [100 * y if metric in FRACTIONS else y for y in ys], marker="o",
                         label=f"{name}: {model}, {steps or 'T'} steps" + _guidance({"guidance": scale}))
@@ -423,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{m['cpu']}, {m['cores']} cores, {threads} thread{'s' * (threads > 1)}, torch {m['torch']}"
     rows = []
     for name in names:
-        dataset = name.removeprefix("gdss_").removeprefix("flow_")
+        dataset = name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
         samples = args.samples or (1000 if dataset == "qm9" else len(setups.load(dataset).split("test")))
         print(f"[{name}] training {args.minutes} min, then {samples} samples", flush=True)
         try:

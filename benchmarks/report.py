@@ -330,6 +330,10 @@ def render(results: dict[str, Any]) -> str:
         out.append("\nSampling (one batch; a PC step calls the score network twice):\n")
         out.append(_table(["config", "sampler", "graphs", "steps", "s/step", "chain s", "graphs/s", "how"], rows))
 
+    pa = results.get("pard", {}).get("value")
+    if pa:
+        out.append(render_pard(pa))
+
     me = results.get("metrics", {}).get("value")
     if me:
         out.append("\n### Metrics\n")
@@ -360,3 +364,104 @@ def render(results: dict[str, Any]) -> str:
                           [[f"`{o['name']}`", o["self_ms"], f"{100 * o['share']:.1f} %", str(o["calls"])]
                            for o in pr["ops"]]))
     return "\n".join(out) + "\n"
+
+
+FAMILY_NAMES = {"discrete": "DiGress", "flow": "DeFoG", "gdss": "GDSS", "pard": "PARD"}
+
+
+def render_pard(rows: list[dict[str, Any]]) -> str:
+    """The PARD section: its training step and sampling next to the other families', measured in one process."""
+    out = ["\n### PARD next to DiGress, DeFoG and GDSS (one process, same batch, untrained weights)\n"]
+    first = rows[0]
+    out.append(
+        "`benchmarks.measure.pard`: PARD (`PardModel` with the model settings of its shipped config, PARD's "
+        "published ones; params = denoiser + separate block network) next to the DiGress transformer of the setup "
+        "of the same name (the DeFoG row is the same network under the flow's noise) and, on QM9, GDSS's published "
+        "QM9 model, all on the same training batch and the same node counts. Training: one optimiser step (PARD: "
+        "`PardModel._loss` = block order, the layout of its training mode — parallel: every graph padded to 2n "
+        "nodes, causal network; batched sequential: one graph of n nodes per block —, block-wise noise, denoiser, "
+        "block network, both losses; then backward and AdamW), the families alternating within each round "
+        "(medians; the ratios are within one run); peak memory of each family's first step, optimiser state "
+        "included; GFLOP: matmul FLOPs of forward + backward (`FlopCounterMode`, not elementwise ops; independent "
+        "of the machine's load), GFLOP/s: over the loss + backward time. Sampling: one batch; DiGress / DeFoG / "
+        "GDSS per-step times from short chains, extrapolated; PARD through `model.generate` with the same node "
+        "counts and a few reverse steps per block, its denoiser calls and block-head calls timed apart, "
+        "extrapolated to more steps per block. A batch runs as many blocks as its graph with the most blocks; the "
+        "untrained block head draws block sizes from the training split's block-size distribution "
+        "(`benchmarks.setups.calibrate_block_sizes`), so the block count is about that of a model that learnt it. "
+        "Network calls per chain: DiGress and DeFoG one per step, GDSS two per PC step, PARD blocks x steps per "
+        "block (denoiser) + blocks (block head).\n")
+    for r in rows:
+        c = r["pard_config"]
+        net = c.get("model", {})
+        out.append(f"* {r['setup']}: `{c.get('config')}` — T = {c.get('T')} steps per block, transition "
+                   f"{c.get('transition')}, max_hops {c.get('max_hops')}, loss {c.get('loss')}, training_mode "
+                   f"{c.get('training_mode')}, block_model {c.get('block_model')}; hidden_dims "
+                   f"{net.get('hidden_dims')}, edge_dims {net.get('edge_dims')}, {net.get('n_layers')} layers, "
+                   f"{net.get('n_heads')} heads, extra features {net.get('extra_features', 'none')}; published batch "
+                   f"{c.get('published_batch_size')}.")
+    out.append("")
+    train_rows = []
+    for r in rows:
+        base = r["train"]["discrete"]["ms"]["total"]
+        for family in ("discrete", "flow", "gdss", "pard"):
+            t = r["train"].get(family)
+            if not t:
+                continue
+            name = FAMILY_NAMES[family] + (f" ({r['gdss_setup']})" if family == "gdss" else "")
+            ms = t["ms"]
+            gflop, base_gflop = t.get("gflop_per_step"), r["train"]["discrete"].get("gflop_per_step")
+            nodes_in = f"{t.get('rows', t['batch_size'])} x {t['input_nodes']}"
+            train_rows.append([r["setup"], name, str(t["batch_size"]), nodes_in, f"{t['params']:,}",
+                               ms["total"], t["graphs_per_s"], f"{ms['total'] / base:.2f}x", ms["loss"],
+                               ms["backward"], ms["optimizer"], gflop,
+                               f"{gflop / base_gflop:.2f}x" if gflop and base_gflop else None,
+                               gflop / ((ms["loss"] + ms["backward"]) / 1000) if gflop else None,
+                               t["peak_mem_mb"], f"{r['steps']}+{r['warmup']}w"])
+    out.append(_table(["config", "family", "batch", "network input", "params", "ms/step", "graphs/s", "time vs DiGress",
+                       "loss ms", "backward ms", "optim ms", "GFLOP/step", "GFLOP vs DiGress", "GFLOP/s",
+                       "peak mem MiB", "steps"], train_rows))
+    for r in rows:
+        t = r["train"]["pard"]
+        out.append(f"\n{r['setup']}: PARD ({t.get('training_mode')}) runs its denoiser on {t['rows']} graphs of "
+                   f"{t['input_nodes']} nodes for a batch of {t['batch_size']}; its block order + layout alone (no "
+                   f"grad) take {_f(t['order_layout_ms'])} ms of its {_f(t['ms']['total'])} ms step.")
+    methods = sorted({r["peak_mem_method"] for r in rows})
+    out.append("\nPeak memory method: " + "; ".join(methods) + f"; torch threads {first['threads']}.\n")
+
+    sample_rows = []
+    for r in rows:
+        smp = r["sample"]
+        base = next(c for c in smp["discrete"]["chains"] if c["steps"] == max(x["steps"] for x in
+                                                                               smp["discrete"]["chains"]))
+        graphs = f"{r['num_graphs']} (n ≤ {r['max_nodes']})"
+        for family in ("discrete", "flow", "gdss"):
+            f = smp.get(family)
+            if not f:
+                continue
+            name = FAMILY_NAMES[family] + (f" ({f['sampler']['predictor']}+{f['sampler']['corrector']})"
+                                           if family == "gdss" else "")
+            for c in f["chains"]:
+                sample_rows.append([r["setup"], name, graphs, str(c["steps"]), f"{c['calls']:,}",
+                                    c["s_per_step"] / f["calls_per_step"], c["chain_s"], c["s_per_graph"],
+                                    f"{c['chain_s'] / base['chain_s']:.2f}x",
+                                    "measured" if c["measured"] else f"extrapolated from {f['measure_steps']} steps"])
+        p = smp["pard"]
+        m = p["measured"]
+        for c in p["chains"]:
+            sample_rows.append([r["setup"], "PARD", graphs, f"{c['steps']}/block x {c['blocks']} blocks",
+                                f"{c['calls']:,}", p["s_per_denoiser_call"], c["chain_s"], c["s_per_graph"],
+                                f"{c['chain_s'] / base['chain_s']:.2f}x",
+                                "measured" if c["measured"] else
+                                f"extrapolated from {m['steps_per_block']} steps/block"])
+    out.append(_table(["config", "family", "graphs", "steps", "network calls", "s/call", "chain s", "s/graph",
+                       "time vs DiGress full chain", "how"], sample_rows))
+    for r in rows:
+        p, b = r["sample"]["pard"], r["pard_blocks"]
+        m = p["measured"]
+        out.append(f"\n{r['setup']}: PARD ran {m['blocks']} blocks for the batch (training split: "
+                   f"{b['blocks_mean']:.1f} blocks per graph on average, at most {b['blocks_max']}, "
+                   f"{b['block_size_mean']:.2f} nodes per block; {b['graphs']} graphs); a denoiser call took "
+                   f"{_f(p['s_per_denoiser_call'])} s on average (the graph grows block by block), a block-head call "
+                   f"{_f(p['s_per_head_call'])} s ({_f(m['head_s'])} s of the {_f(m['seconds'])} s measured chain).")
+    return "\n".join(out)

@@ -15,6 +15,15 @@ GDSS (``configs/sde/*.yaml``, GDSS's ``config/*.yaml``): ``gdss_qm9`` (ScoreNetw
 ScoreNetworkA nhid 16, 3 layers, 3 linears, c 2/8/4, adim 16, 4 heads; VE/VE σ 0.1..1; batch 1024; reverse
 diffusion + Langevin, snr 0.2) and ``gdss_community_small`` (ScoreNetworkX depth 3, nhid 32; ScoreNetworkA
 nhid 32, 5 layers, 2 linears, adim 32; VP/VP β 0.1..1; batch 128; Euler + Langevin, snr 0.05).
+
+PARD (``graphdiff.lit.PardModel``): the model settings of graphdiff's shipped ``pard/<dataset>.yaml``, PARD's
+published ones (read when the setup is built, so the benchmark follows the config users run). ``qm9``: T = 50
+steps per block, uniform transitions, max_hops 3, ``training_mode: parallel`` (the graph padded to 2n nodes, causal
+network), ``PardNetwork`` hidden_dims 256, edge_dims 64, 8 layers, 8 heads. ``planar``: T = 50, uniform, max_hops
+1, ``training_mode: batched_sequential`` (one graph per block, non-causal), hidden_dims 256, edge_dims 32, 10
+layers, 8 heads, extra features ``all`` on the denoiser. Both ``block_model: separate`` (a second network of the
+same shape, without extra features, predicts the next block's size and degree), PPGN blocks with
+``add_transpose``, input residual.
 """
 
 from __future__ import annotations
@@ -76,6 +85,16 @@ GDSS_SETUPS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
     },
 }
+
+
+#: The shipped PARD config of each setup (``graphdiff/configs/pard/<dataset>.yaml``, PARD's published settings).
+PARD_SETUPS: dict[str, str] = {"planar": "pard/planar", "qm9": "pard/qm9"}
+#: Settings of a shipped config the benchmarks do not use (periodic evaluation, learning-rate schedule).
+PARD_UNUSED = {"eval_every_n_epochs", "eval_samples", "eval_metrics", "test_samples", "test_folds", "warmup_steps",
+               "lr_schedule", "sample_batch_size"}
+
+#: GDSS's published setup on the same data as a DiGress / PARD setup (for the family comparison).
+GDSS_FOR = {"qm9": "gdss_qm9"}
 
 
 def ensure_data_env() -> None:
@@ -192,3 +211,77 @@ def gdss_setup(name: str) -> GDSSSetup:
                                          max_feat_num=spec["max_feat_num"], node_features=spec["node_features"])
     process = ScoreSDEProcess(build_sde(*spec["sde_x"]), build_sde(*spec["sde_adj"]), encoding)
     return GDSSSetup(name, dataset, process, encoding, encoding.num_features(info.num_node_types), spec)
+
+
+@dataclass
+class PardSetup:
+    name: str
+    dataset: Any
+    config: str
+    spec: dict
+    batch_size: int | None
+
+    @property
+    def info(self):
+        return self.dataset.info
+
+    def model(self, seed: int = 0, block_sizes: bool = True):
+        """An untrained :class:`~graphdiff.lit.PardModel` of this setup; ``block_sizes``: ready to sample, with the
+        first block's size distribution of the training split (``first_block_distribution``) and the block head's
+        size logits set to the training split's block sizes (:func:`calibrate_block_sizes`)."""
+        from graphdiff.lit.pard import PardModel
+
+        torch.manual_seed(seed)
+        model = PardModel(self.info.to_dict(), **self.spec)
+        if block_sizes:
+            train = self.dataset.split("train")
+            model.first_block_sizes.copy_(model.first_block_distribution(train))
+            calibrate_block_sizes(model, train)
+        return model
+
+
+def pard_setup(name: str) -> PardSetup:
+    """PARD on the data of DiGress setup ``name`` with the model settings of its shipped config."""
+    import yaml
+
+    from graphdiff.configs import resolve_config
+
+    config = yaml.safe_load(resolve_config(PARD_SETUPS[name]).read_text())
+    spec = {k: v for k, v in config["model"]["init_args"].items() if k not in PARD_UNUSED}
+    batch = (config.get("data") or {}).get("batch_size")
+    return PardSetup(name, load(DIGRESS_SETUPS[name]["dataset"]), PARD_SETUPS[name], spec, batch)
+
+
+def block_statistics(model, graphs, limit: int = 4096, seed: int = 0) -> dict[str, Any]:
+    """PARD's block decomposition of up to ``limit`` training graphs drawn at random: blocks per graph and the
+    distribution of the sizes of the blocks after the first (``next_sizes``, index = size, 0 = "no more blocks")."""
+    from graphdiff.diffusion.blocks import partial_order
+
+    info = model.info
+    order = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(seed))[:limit].tolist()
+    dense = graphs.to_dense(order, info.num_node_types, info.num_edge_types)
+    blocks = partial_order(dense, model.hparams.max_hops)
+    num_blocks = blocks.num_blocks
+    later = blocks.size[:, 1:]
+    sizes = torch.bincount(later[later > 0], minlength=info.max_nodes + 1)[: info.max_nodes + 1].float()
+    sizes[0] = len(order)  # one stop per graph
+    return {"graphs": len(order), "blocks_mean": float(num_blocks.float().mean()), "blocks_max": int(num_blocks.max()),
+            "block_size_mean": float(blocks.size[blocks.size > 0].float().mean()), "next_sizes": sizes / sizes.sum()}
+
+
+def calibrate_block_sizes(model, graphs) -> dict[str, Any]:
+    """Make an untrained PARD block head draw block sizes as the training split has them.
+
+    An untrained head draws the next block's size about uniformly among those that fit, so a graph of ``n`` nodes
+    takes about ``ln n`` blocks, where a trained model takes about as many as the data's decomposition has (planar
+    with max_hops 1: ~21 blocks of ~3 nodes; QM9 with max_hops 3: ~4.3 of ~2): sampling speed would be measured on
+    the wrong number of network calls. The last layer of
+    the size head is set to output the log of the data's block-size distribution (weights 0), whatever the input;
+    the network's cost does not depend on its weights. Returns :func:`block_statistics`.
+    """
+    stats = block_statistics(model, graphs)
+    last = model.block_head.size_head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(stats["next_sizes"].clamp(min=1e-12).log())
+    return stats

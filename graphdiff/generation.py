@@ -62,6 +62,10 @@ class GraphSampler(abc.ABC):
         """A caption of the state after ``k`` steps (``k = 0``: the prior), for pictures of the chain."""
         return f"step {k}"
 
+    def frame_steps(self, frames: int) -> list[int]:
+        """The step counts at which a chain of ``frames`` pictures is recorded (default: evenly spaced)."""
+        return snapshot_steps(self.num_steps, frames)
+
 
 class SamplerConfig:
     """Base of the sampler settings of each family: dataclasses that serialise to and from plain dicts.
@@ -214,7 +218,7 @@ def run_sampler(sampler: GraphSampler, node_mask: Tensor, generator: torch.Gener
     Returns:
         ``(one-hot DenseGraph [B, n, ...], [(caption, snapshot)] at the steps of :func:`snapshot_steps`)``.
     """
-    keep = set(snapshot_steps(sampler.num_steps, frames))
+    keep = set(sampler.frame_steps(frames))
     chain: list[tuple[str, DenseGraph]] = []
     with torch.no_grad():
         state = sampler.prior(node_mask, generator) if condition is None else sampler.prior(node_mask, generator,

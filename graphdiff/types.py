@@ -157,3 +157,59 @@ def mask_adj(adj: Tensor, flags: Tensor) -> Tensor:
     if adj.dim() == 4:
         f = f.unsqueeze(1)
     return adj * f.unsqueeze(-1) * f.unsqueeze(-2)
+
+
+@dataclass
+class BlockLayout:
+    """Where every node of a dense batch sits in PARD's block order (:mod:`graphdiff.diffusion.blocks`).
+
+    Attributes:
+        block: ``[B, n]`` long block index of each node (0 = the first block generated), ``-1`` on padding.
+        target: ``[B, n]`` bool: the node is (a copy of) a node of its block being generated, i.e. noisy; the others
+            are clean nodes of earlier, finished blocks.
+        degree: ``[B, K]`` long degree of each block's nodes in the graph of blocks ``<= k`` (0 past the last block).
+        size: ``[B, K]`` long number of nodes of each block (0 past the last block).
+    """
+
+    block: Tensor
+    target: Tensor
+    degree: Tensor
+    size: Tensor
+
+    @property
+    def node_mask(self) -> Tensor:
+        """``[B, n]`` bool mask of real (not padded) nodes."""
+        return self.block >= 0
+
+    @property
+    def num_blocks(self) -> Tensor:
+        """``[B]`` number of blocks of each graph."""
+        return (self.size > 0).sum(-1)
+
+    def causal_mask(self) -> Tensor:
+        """``[B, n, n]`` bool ``C[i, j]``: node ``i`` may read node ``j``.
+
+        A clean node reads the clean nodes of its block and of earlier blocks; a target node reads the target nodes
+        of its own block and the clean nodes of earlier blocks. The relation is reflexive and transitive, so a
+        network that only ever combines what a position may read cannot see a later block.
+        """
+        bi, bj = self.block.unsqueeze(-1), self.block.unsqueeze(-2)
+        ti, tj = self.target.unsqueeze(-1), self.target.unsqueeze(-2)
+        valid = (bi >= 0) & (bj >= 0)
+        same = (bi == bj) & (ti == tj)
+        earlier = (bi > bj) & ~tj
+        return valid & (same | earlier)
+
+    def target_pairs(self) -> Tensor:
+        """``[B, n, n]`` bool, symmetric: the pairs whose edge class is generated with a target block: the pairs
+        inside a target block, and the pairs from a target node to the clean nodes of earlier blocks."""
+        bi, bj = self.block.unsqueeze(-1), self.block.unsqueeze(-2)
+        ti, tj = self.target.unsqueeze(-1), self.target.unsqueeze(-2)
+        n = self.block.shape[1]
+        inside = ti & tj & (bi == bj) & ~torch.eye(n, dtype=torch.bool, device=self.block.device)
+        to_earlier = ti & ~tj & (bj >= 0) & (bj < bi)
+        return inside | to_earlier | to_earlier.transpose(1, 2)
+
+    def to(self, device: torch.device | str) -> BlockLayout:
+        return BlockLayout(self.block.to(device), self.target.to(device), self.degree.to(device),
+                           self.size.to(device))

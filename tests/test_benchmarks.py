@@ -205,3 +205,86 @@ def test_compile_rows_render():
     assert "### torch.compile (`--model.compile true`)" in text
     assert "| planar | 16 | 2 | forward (no grad) | 256" in text and "1.28x" in text
     assert "| qm9 | 16 | 2 | training step |" in text and "fell back to eager" in text
+
+
+def _toy_pard(tmp_graphs: int = 6):
+    """A tiny PardModel and a few training graphs (paths and cycles of 4-6 nodes)."""
+    from graphdiff.info import DatasetInfo
+    from graphdiff.lit.pard import PardModel
+    from graphdiff.storage import GraphList
+
+    n = 6
+    X, E, masks = [], [], []
+    for k in range(tmp_graphs):
+        size = 4 + k % 3
+        adj = torch.zeros(n, n, dtype=torch.long)
+        for i in range(size - 1 + k % 2):  # a path, or a cycle for odd k
+            adj[i, (i + 1) % size] = adj[(i + 1) % size, i] = 1
+        X.append(torch.nn.functional.one_hot(torch.zeros(n, dtype=torch.long), 1).float())
+        E.append(torch.nn.functional.one_hot(adj, 2).float())
+        masks.append(torch.arange(n) < size)
+    batch = DenseGraph(torch.stack(X), torch.stack(E), torch.zeros(tmp_graphs, 0), torch.stack(masks)).mask()
+    info = DatasetInfo(name="toy", kind="graph", node_types=["node"], edge_types=["none", "edge"], max_nodes=n,
+                       split_sizes={"train": tmp_graphs, "val": 0, "test": 0}, node_counts=[0, 0, 0, 0, 2, 2, 2],
+                       node_marginals=[1.0], edge_marginals=[0.6, 0.4])
+    torch.manual_seed(0)
+    model = PardModel(info.to_dict(), T=5, max_hops=1, model={"hidden_dims": 16, "edge_dims": 8, "n_layers": 1,
+                                                                "n_heads": 2})
+    return model, GraphList.from_dense(batch)
+
+
+def test_calibrated_pard_head_draws_the_data_block_sizes_and_sampling_calls_are_counted():
+    from benchmarks import measure
+
+    model, graphs = _toy_pard()
+    model.first_block_sizes.copy_(model.first_block_distribution(graphs))
+    stats = setups.calibrate_block_sizes(model, graphs)
+    assert stats["graphs"] == len(graphs) and stats["blocks_max"] >= 2
+    summary = torch.randn(3, 2, 16)
+    probs = torch.softmax(model.block_head.size_logits(summary), -1)
+    torch.testing.assert_close(probs, stats["next_sizes"].expand(3, 2, -1), rtol=1e-4, atol=1e-6)
+
+    counts = torch.tensor([6, 5, 4])
+    r = measure._pard_sampling(model, counts, 2, "cpu")
+    assert sorted(r["nodes"]) == [4, 5, 6]  # the sizes asked for
+    assert r["denoiser_calls"] == 2 * r["blocks"] and r["head_calls"] == r["blocks"] >= 1
+    assert 0 < r["denoiser_s"] + r["head_s"] <= r["seconds"]
+    assert "forward" not in vars(model.denoiser)  # the timers are removed
+
+
+def _pard_row(setup: str) -> dict:
+    def train(params: int, ms: float, **extra) -> dict:
+        return {"batch_size": 2, "params": params, "input_nodes": 9, "graphs_per_s": 2000 / ms, "peak_mem_mb": 10.0,
+                "gflop_per_step": ms / 100, "ms": {"loss": ms / 2, "backward": ms / 2, "optimizer": 1.0, "total": ms},
+                **extra}
+
+    def chains(per_step: float, steps: list[int], calls: int = 1) -> list[dict]:
+        return [{"steps": k, "calls": calls * k, "s_per_step": per_step, "chain_s": per_step * k,
+                 "s_per_graph": per_step * k / 2, "measured": False} for k in steps]
+
+    pard_chains = [{"steps": k, "blocks": 4, "calls": 4 * k + 4, "chain_s": 0.1 * (4 * k + 4), "s_per_graph": 0.2 * k,
+                    "measured": k == 2} for k in (50, 2)]
+    return {"setup": setup, "threads": 1, "batch_size": 2, "steps": 1, "warmup": 1, "num_graphs": 2, "max_nodes": 9,
+            "gdss_setup": "gdss_qm9" if setup == "qm9" else None, "peak_mem_method": "RSS",
+            "pard_config": {"config": f"pard/{setup}", "T": 50, "max_hops": 3, "training_mode": "parallel",
+                            "model": {"hidden_dims": 256, "edge_dims": 64, "n_layers": 8, "n_heads": 8}},
+            "pard_blocks": {"graphs": 100, "blocks_mean": 4.3, "blocks_max": 7, "block_size_mean": 2.0},
+            "train": {"discrete": train(100, 500.0), "flow": train(100, 510.0),
+                      **({"gdss": train(10, 20.0)} if setup == "qm9" else {}),
+                      "pard": train(120, 2000.0, rows=2, training_mode="parallel", order_layout_ms=1.5)},
+            "sample": {"discrete": {"calls_per_step": 1, "measure_steps": 2, "chains": chains(0.1, [500, 50])},
+                       "flow": {"calls_per_step": 1, "measure_steps": 2, "chains": chains(0.1, [500, 50])},
+                       **({"gdss": {"calls_per_step": 2, "measure_steps": 2, "chains": chains(0.01, [1000], 2),
+                                    "sampler": {"predictor": "Reverse", "corrector": "Langevin"}}}
+                          if setup == "qm9" else {}),
+                       "pard": {"chains": pard_chains, "s_per_denoiser_call": 0.1, "s_per_head_call": 0.1,
+                                "measured": {"steps_per_block": 2, "blocks": 4, "head_s": 0.4, "seconds": 1.2}}}}
+
+
+def test_pard_rows_render():
+    text = report.render({"pard": {"value": [_pard_row("qm9"), _pard_row("planar")]}})
+    assert "### PARD next to DiGress, DeFoG and GDSS" in text
+    assert "| qm9 | PARD | 2 | 2 x 9 | 120 | 2,000 | 1.00 | 4.00x |" in text
+    assert "| qm9 | GDSS (gdss_qm9) | 2 |" in text and "| planar | GDSS" not in text
+    assert "| qm9 | PARD | 2 (n ≤ 9) | 50/block x 4 blocks | 204 |" in text
+    assert "qm9: PARD ran 4 blocks for the batch" in text

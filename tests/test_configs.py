@@ -31,6 +31,7 @@ QUICKSTART = REPO / "configs" / "quickstart.yaml"
 RECIPES = REPO / "configs" / "recipes"
 CONDITIONAL = REPO / "configs" / "conditional"
 GUIDANCE = REPO / "configs" / "guidance"
+PARD = REPO / "configs" / "pard"
 
 # The reference never passes dim_ffy to its layers, whose default is 2048: every published model ran with it.
 REF_FFY = 2048
@@ -237,8 +238,9 @@ def _missing_keys(given: Any, resolved: Any, where: str = "") -> list[str]:
 
 
 @pytest.mark.parametrize("path", [*sorted(DISCRETE.glob("*.yaml")), QUICKSTART, *sorted(RECIPES.glob("*.yaml")),
-                                  *sorted(CONDITIONAL.glob("*.yaml")), *sorted(GUIDANCE.glob("*.yaml"))],
-                         ids=lambda p: p.stem)
+                                  *sorted(CONDITIONAL.glob("*.yaml")), *sorted(GUIDANCE.glob("*.yaml")),
+                                  *sorted(PARD.glob("*.yaml"))],
+                         ids=lambda p: f"pard/{p.stem}" if p.parent == PARD else p.stem)
 def test_config_parses_through_the_cli(path: Path) -> None:
     given = yaml.safe_load(path.read_text())
     printed = printed_config(path)
@@ -422,3 +424,77 @@ def test_guidance_regressors_follow_digress(path: Path) -> None:
     header = path.read_text().split("\nseed_everything")[0]
     assert f"graphdiff fit --config guidance/{path.stem}" in header
     assert ("--oracle" if oracle else "--regressor") in header
+
+
+# ------------------------------------------------------------------------------------------------------ PARD configs
+# Typed in from LingxiaoShawn/Pard (commit f0f8d982) pard/configs/<name>.yaml on top of pard/config.py, independently
+# of configs/pard/*.yaml. qm9 (heavy atoms) takes PARD's qm9.yaml, which is QM9 with hydrogens (= qm9_h).
+# T, max_hops, transition, ce_weight, hidden, edge, layers, abs. id, rel. id, training_mode, lr, batch, epochs
+def _pard(T, hops, transition, ce, hidden, edge, layers, absolute, relative, mode, lr, batch, epochs):
+    return locals()
+
+
+_PARD_QM9 = _pard(50, 3, "uniform", 0.1, 256, 64, 8, True, True, "parallel", 4e-4, 128, 100)
+PARD_PUBLISHED: dict[str, dict[str, Any]] = {
+    "qm9": _PARD_QM9,
+    "qm9_h": _PARD_QM9,
+    "zinc250k": _pard(50, 3, "uniform", 0.1, 256, 64, 8, False, True, "parallel", 4e-4, 128, 70),
+    "moses": _pard(50, 3, "uniform", 0.1, 256, 64, 8, True, True, "parallel", 2e-4, 128, 40),
+    "planar": _pard(50, 1, "uniform", 0.1, 256, 32, 10, False, True, "batched_sequential", 3e-4, 6, 400),
+    "sbm": _pard(40, 1, "uniform", 0.01, 128, 32, 6, True, False, "parallel", 2e-4, 24, 300),
+    "comm20": _pard(40, 3, "marginal", 0.01, 128, 32, 6, True, False, "parallel", 5e-4, 512, 1000),
+    # grid.yaml says lr 0.003 ("#0.0003"); eval.py's grid checkpoints were trained with 0.0003 (see the config).
+    "grid": _pard(50, 1, "uniform", 0.1, 256, 48, 10, False, True, "parallel", 3e-4, 2, 700),
+}
+
+
+def test_one_pard_config_per_reference_setting() -> None:
+    assert sorted(p.stem for p in PARD.glob("*.yaml")) == sorted(PARD_PUBLISHED)
+    for name in PARD_PUBLISHED:
+        assert resolve_config(f"pard/{name}").resolve() == (PARD / f"{name}.yaml").resolve()
+        text = (PARD / f"{name}.yaml").read_text()
+        assert yaml.safe_load(text)["data"]["dataset"] == name
+        header = text.split("\nseed_everything")[0]
+        assert "LingxiaoShawn/Pard, commit f0f8d982c45458c9350303fcab7d806629186474" in header, name
+        assert f"graphdiff fit --config pard/{name}" in header, name
+
+
+@pytest.mark.parametrize("name", sorted(PARD_PUBLISHED))
+def test_pard_config_holds_the_reference_settings_and_builds(name: str) -> None:
+    from graphdiff.lit import PardModel
+
+    expected = PARD_PUBLISHED[name]
+    config = printed_config(PARD / f"{name}.yaml")
+    init = config["model"]["init_args"]
+    assert config["model"]["class_path"] == "graphdiff.lit.PardModel"
+    assert (init["T"], init["max_hops"], init["transition"], init["schedule"]) == (
+        expected["T"], expected["hops"], expected["transition"], "cosine")
+    assert init["loss"] == "pard" and init["ce_weight"] == pytest.approx(expected["ce"]) and init["lambda_edge"] == 1.0
+    assert init["block_model"] == "separate" and init["training_mode"] == expected["mode"]
+    assert init["sampler"]["steps"] == expected["T"]  # PARD samples diffusion.num_steps steps per block
+    net = init["model"]
+    assert (net["hidden_dims"], net["edge_dims"], net["n_layers"], net["n_heads"]) == (
+        expected["hidden"], expected["edge"], expected["layers"], 8)
+    assert (net["absolute_block_id"], net["relative_block_id"]) == (expected["absolute"], expected["relative"])
+    assert net["add_transpose"] and not net["transformer_only"] and net["input_residual"]
+    # PARD's structure features exist only in batched sequential training.
+    assert net.get("extra_features", "none") == ("all" if expected["mode"] == "batched_sequential" else "none")
+    assert init["lr"] == pytest.approx(expected["lr"]) and init["weight_decay"] == pytest.approx(0.01)
+    assert not init["amsgrad"] and init["lr_schedule"] == "cosine"
+    assert config["data"]["batch_size"] == expected["batch"]
+    trainer = config["trainer"]
+    assert trainer["max_epochs"] == expected["epochs"] and trainer.get("gradient_clip_val") is None
+    assert trainer["precision"] == ("bf16-mixed" if name == "grid" else None)
+    monitors = [cb["init_args"].get("monitor") for cb in trainer["callbacks"] if "ModelCheckpoint" in cb["class_path"]]
+    assert monitors == ["val/loss"]
+    # The model, built on a small stand-in of the dataset's vocabulary.
+    if name in MOLECULE_SETS:
+        info = _fake_molecule_info(name)
+    else:
+        info = DatasetInfo(name=name, kind="graph", node_types=["node"], edge_types=["none", "edge"], max_nodes=12,
+                           split_sizes={"train": 10}, node_counts=[0] * 12 + [10], node_marginals=[1.0],
+                           edge_marginals=[0.8, 0.2])
+    model = PardModel(info.to_dict(), **{k: v for k, v in init.items() if k != "dataset_info"})
+    assert (model.block_network is not None) and model.blocks.T == expected["T"]
+    assert len(model.denoiser.transformers) == len(model.denoiser.ppgns) == expected["layers"]
+    assert (model.denoiser.features is not None) == (expected["mode"] == "batched_sequential")

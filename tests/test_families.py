@@ -37,6 +37,14 @@ TINY = {
             "eval_samples": 4, "test_samples": 4, "sample_batch_size": 4,
         },
     },
+    "pard": {
+        "class_path": "graphdiff.lit.PardModel",
+        "init_args": {
+            "T": 5, "max_hops": 1,
+            "model": {"hidden_dims": 16, "edge_dims": 8, "n_layers": 1, "n_heads": 2},
+            "eval_samples": 4, "test_samples": 4, "sample_batch_size": 4,
+        },
+    },
     "sde": {
         "class_path": "graphdiff.lit.ScoreSDEModel",
         "init_args": {
@@ -166,16 +174,18 @@ def test_every_registered_family_is_covered():
 
 
 def test_unknown_family_is_one_line(tmp_path):
-    with pytest.raises(gd.GraphdiffError, match="unknown model family 'pard'"):
-        gd.fit(["CCO", "CCN"] * 5, output_dir=tmp_path, family="pard")
+    with pytest.raises(gd.GraphdiffError, match="unknown model family 'gran'"):
+        gd.fit(["CCO", "CCN"] * 5, output_dir=tmp_path, family="gran")
 
 
 def test_sampler_settings_round_trip_and_errors():
+    from graphdiff.diffusion.blockwise import PardSamplerConfig
     from graphdiff.diffusion.sampler import DiscreteSamplerConfig
     from graphdiff.errors import ConfigError
     from graphdiff.sde.samplers import SamplerSettings
 
-    for config in (DiscreteSamplerConfig(steps=7), SamplerSettings("S4", "None", snr=0.1, num_steps=9)):
+    for config in (DiscreteSamplerConfig(steps=7), SamplerSettings("S4", "None", snr=0.1, num_steps=9),
+                   PardSamplerConfig(steps=4, fixed_size=True)):
         assert SamplerConfig.from_dict(json.loads(config.to_json())) == config
         assert config.with_steps(3).steps == 3 and config.with_steps(None) is config
     with pytest.raises(ConfigError, match="unknown snr"):

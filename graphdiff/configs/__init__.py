@@ -1,8 +1,9 @@
 """The configs shipped with graphdiff, and what a ``--config`` value names.
 
 ``discrete/<dataset>.yaml`` (DiGress), ``sde/<dataset>.yaml`` (GDSS), ``flow/<dataset>.yaml`` (DeFoG),
-``recipes/*.yaml`` (sized for a CPU budget, not published settings) and ``quickstart.yaml`` are package data, so
-``graphdiff fit --config qm9`` works from any directory of any install (docs/training.md).
+``pard/<dataset>.yaml`` (PARD), ``recipes/*.yaml`` (sized for a CPU budget, not published settings) and
+``quickstart.yaml`` are package data, so ``graphdiff fit --config qm9`` works from any directory of any install
+(docs/training.md).
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@
 * :class:`DiscreteDiffusionModel` (family ``discrete``): DiGress's discrete diffusion.
 * :class:`ScoreSDEModel` (family ``sde``): GDSS's score SDEs.
 * :class:`DiscreteFlowModel` (family ``flow``): DeFoG's discrete flow matching.
+* :class:`PardModel` (family ``pard``): PARD's autoregressive block-wise diffusion.
 * :class:`PropertyRegressor` (``regressor``): property prediction from noisy graphs (DiGress's regressor guidance)
   or clean ones (an oracle for evaluation).
 
-Configs name them as ``graphdiff.lit.DiscreteDiffusionModel`` / ``ScoreSDEModel`` / ``DiscreteFlowModel``; checkpoints
-rebuild only classes registered with :func:`register_model`.
+Configs name them as ``graphdiff.lit.DiscreteDiffusionModel`` / ``ScoreSDEModel`` / ``DiscreteFlowModel`` /
+``PardModel``; checkpoints rebuild only classes registered with :func:`register_model`.
 """
 
 from graphdiff.lit.base import (
@@ -20,6 +21,7 @@ from graphdiff.lit.base import (
 )
 from graphdiff.lit.discrete import DiscreteDiffusionModel
 from graphdiff.lit.flow import DiscreteFlowModel
+from graphdiff.lit.pard import PardModel
 from graphdiff.lit.regressor import PropertyRegressor
 from graphdiff.lit.sde import ScoreSDEModel
 
@@ -28,6 +30,7 @@ __all__ = [
     "DiscreteFlowModel",
     "GenerativeModel",
     "GraphModel",
+    "PardModel",
     "PropertyRegressor",
     "ScoreSDEModel",
     "lr_factor",

@@ -209,9 +209,29 @@ class GenerativeModel(GraphModel):
     #: whether :meth:`graph_sampler` takes ``steering`` (regressor guidance).
     takes_regressor_guidance: ClassVar[bool] = False
 
+    #: the family's sampler settings class, for families whose ``sampler`` hyper-parameter holds its fields.
+    sampler_settings: ClassVar[type[SamplerConfig] | None] = None
+
     def sampler_config(self) -> SamplerConfig:
-        """The sampler settings this model samples with by default (from its hyper-parameters)."""
+        """The sampler settings this model samples with by default: ``sampler_settings`` built from the ``sampler``
+        hyper-parameter, with ``sample_steps`` (when set) as its number of steps."""
+        if self.sampler_settings is None:
+            raise NotImplementedError
+        try:
+            config = self.sampler_settings(**(self.hparams.get("sampler") or {}))
+        except TypeError as exc:
+            raise ConfigError(f"sampler: {exc}") from None
+        return config.with_steps(self.hparams.get("sample_steps"))
+
+    def evaluate_batch(self, batch: DenseGraph, stage: str) -> None:
+        """Log the losses of one validation or test batch under ``<stage>/``."""
         raise NotImplementedError
+
+    def validation_step(self, batch: DenseGraph, batch_idx: int) -> None:
+        self.evaluate_batch(batch, "val")
+
+    def test_step(self, batch: DenseGraph, batch_idx: int) -> None:
+        self.evaluate_batch(batch, "test")
 
     def graph_sampler(self, config: SamplerConfig, postprocess: bool = True,
                       network: torch.nn.Module | None = None,
@@ -226,6 +246,12 @@ class GenerativeModel(GraphModel):
             steering: regressor guidance (:meth:`regressor_guidance`); only the discrete family takes it.
         """
         raise NotImplementedError
+
+    def sizes_sampler(self, config: SamplerConfig, sizes_given: bool) -> SamplerConfig:
+        """The sampler settings to use when the caller fixed the node counts (``sizes_given``) or not: a family
+        whose graphs choose their own size (PARD) switches to the sizes asked for; the others take them as they
+        are."""
+        return config
 
     def max_sample_steps(self) -> int | None:
         """The largest ``steps`` the sampler accepts (``None``: any number)."""
@@ -314,7 +340,7 @@ class GenerativeModel(GraphModel):
         else:
             conditions = self.encode_targets(condition, num_samples)
         self.compile_networks()
-        config = self.resolve_sampler(sampler).with_steps(steps)
+        config = self.sizes_sampler(self.resolve_sampler(sampler).with_steps(steps), num_nodes is not None)
         graph_sampler = self.graph_sampler(config, postprocess=postprocess,  # built (and checked) before any work
                                            network=self.guided_network(guidance), steering=steering)
         was_training = self.training

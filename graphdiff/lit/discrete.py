@@ -125,7 +125,7 @@ class DiscreteDiffusionModel(GenerativeModel):
         self.log_dict({"train/loss_X": terms["X"], "train/loss_E": terms["E"]}, batch_size=bs)
         return terms["loss"]
 
-    def _evaluate(self, batch: DenseGraph, stage: str) -> None:
+    def evaluate_batch(self, batch: DenseGraph, stage: str) -> None:
         terms = self._loss(batch, training=False)
         nll = self.hparams.get("nll", "graphdiff")
         bound = self.process.variational_bound(self._predict, self.conditional_batch(batch, False),
@@ -135,12 +135,6 @@ class DiscreteDiffusionModel(GenerativeModel):
         self.log(f"{stage}/nll", bound["nll"].mean(), prog_bar=True, batch_size=bs, sync_dist=True)
         for key in ("kl_prior", "diffusion", "reconstruction", "log_pn"):
             self.log(f"{stage}/{key}", bound[key].mean(), batch_size=bs, sync_dist=True)
-
-    def validation_step(self, batch: DenseGraph, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: DenseGraph, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     # ------------------------------------------------------------------ sampling
     def sampler_config(self) -> DiscreteSamplerConfig:

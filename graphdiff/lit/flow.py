@@ -47,6 +47,7 @@ class DiscreteFlowModel(GenerativeModel):
     """
 
     family = "flow"
+    sampler_settings = FlowSamplerConfig
     structural_hparams = ("transition", "model")
 
     def __init__(
@@ -111,26 +112,14 @@ class DiscreteFlowModel(GenerativeModel):
         self.log_dict({"train/loss_X": terms["X"], "train/loss_E": terms["E"]}, batch_size=bs)
         return terms["loss"]
 
-    def _evaluate(self, batch: DenseGraph, stage: str) -> None:
+    def evaluate_batch(self, batch: DenseGraph, stage: str) -> None:
         terms = self._loss(batch, training=False)
         bs = batch.batch_size
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
         self.log_dict({f"{stage}/loss_X": terms["X"], f"{stage}/loss_E": terms["E"]}, batch_size=bs,
                       sync_dist=True)
 
-    def validation_step(self, batch: DenseGraph, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: DenseGraph, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
     # ------------------------------------------------------------------ sampling
-    def sampler_config(self) -> FlowSamplerConfig:
-        try:
-            config = FlowSamplerConfig(**(self.hparams.sampler or {}))
-        except TypeError as exc:
-            raise ConfigError(f"sampler: {exc}") from None
-        return config.with_steps(self.hparams.sample_steps)  # type: ignore[return-value]
 
     def graph_sampler(self, config: FlowSamplerConfig, postprocess: bool = True,
                       network: torch.nn.Module | None = None,

@@ -650,7 +650,7 @@ def pard(setup: str, batch_size: int, num_graphs: int, steps: int = 3, warmup: i
         if family == "gdss":
             loss_x, loss_adj = gs.process.loss(model, batch)
             return loss_x + loss_adj
-        return model._loss(batch)["loss"]
+        return model._loss(batch, training=True)["loss"]
 
     phases = {f: {k: [] for k in ("loss", "backward", "optimizer", "total")} for f in models}
     peak: dict[str, float] = {}

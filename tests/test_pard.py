@@ -104,7 +104,7 @@ def test_generation_is_seeded_and_takes_any_steps_per_block():
     assert fixed.num_nodes.tolist() == [3, 5, 6, 4]
     chain = model.generate_with_chain(2, frames=4, seed=0)
     labels = [label for label, _ in chain.chain]
-    assert labels[:3] == ["1 block", "2 blocks", "3 blocks"]  # pictured block by block
+    assert labels[:3] == ["1 block", "2 blocks", "3 blocks"] and labels[-1] == "sample"  # pictured block by block
     assert [int(n) for n in chain.chain[0][1].num_nodes] <= [int(n) for n in chain.graphs.num_nodes]
 
 
@@ -132,7 +132,7 @@ def test_every_training_mode_trains_and_samples(settings):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(30):
-        loss = model._loss(batch)["loss"]
+        loss = model._loss(batch, training=True)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -98,14 +98,16 @@ class BlockwiseDiffusion:
 
 
 def block_head_loss(size_logits: Tensor, degree_logits: Tensor, first_degree_logits: Tensor,
-                    layout: BlockLayout) -> dict[str, Tensor]:
+                    layout: BlockLayout, first_size_logits: Tensor | None = None) -> dict[str, Tensor]:
     """Cross-entropy of the block head: for every block ``k`` of every graph, the size of block ``k + 1`` (0 after
-    the last) and its degree; and the first block's degree. Per-graph sums averaged over graphs (PARD).
+    the last) and its degree; and the first block's degree (and size, for a conditional model). Per-graph sums
+    averaged over graphs (PARD).
 
     Args:
         size_logits, degree_logits: ``[B, K, C]`` from the clean blocks ``0..k``.
         first_degree_logits: ``[B, C]``.
         layout: the blocks (``size`` and ``degree`` ``[B, K]``).
+        first_size_logits: ``[B, C]`` logits of the first block's size given the condition, or ``None``.
     """
     blocks = layout.size > 0
     next_size = F.pad(layout.size[:, 1:], (0, 1))
@@ -113,6 +115,8 @@ def block_head_loss(size_logits: Tensor, degree_logits: Tensor, first_degree_log
     size_ce = F.cross_entropy(size_logits[blocks], next_size[blocks], reduction="sum")
     degree_ce = F.cross_entropy(degree_logits[blocks], next_degree[blocks], reduction="sum")
     first = F.cross_entropy(first_degree_logits, layout.degree[:, 0], reduction="sum")
+    if first_size_logits is not None:
+        first = first + F.cross_entropy(first_size_logits, layout.size[:, 0], reduction="sum")
     B = layout.size.shape[0]
     accuracy = (size_logits[blocks].argmax(-1) == next_size[blocks]).float().mean()
     return {"loss": (size_ce + degree_ce + first) / B, "size_accuracy": accuracy}
@@ -220,6 +224,8 @@ class PardGraphSampler(GraphSampler):
         return self.max_nodes * self.steps_per_block
 
     def label(self, k: int) -> str:
+        if k >= self.num_steps:
+            return "sample"
         if k % self.steps_per_block:
             return f"step {k}"
         blocks = k // self.steps_per_block
@@ -235,21 +241,23 @@ class PardGraphSampler(GraphSampler):
     # -- the chain -------------------------------------------------------------------------------------------
     def prior(self, node_mask: Tensor, generator: torch.Generator | None = None,
               condition: Tensor | None = None) -> PardState:
-        if condition is not None:
-            raise ConfigError("the PARD family has no conditional generation")
         B, device = node_mask.shape[0], node_mask.device
         limit = node_mask.sum(-1) if self.fixed_size else torch.full((B,), self.max_nodes, device=device)
         N = int(limit.max())
         dx, de = self.process.process.dx, self.process.process.de
-        graph = DenseGraph(torch.zeros(B, N, dx, device=device), torch.zeros(B, N, N, de, device=device),
-                           torch.zeros(B, 0, device=device), torch.zeros(B, N, dtype=torch.bool, device=device))
+        y = condition.to(device) if condition is not None else torch.zeros(B, 0, device=device)
+        graph = DenseGraph(torch.zeros(B, N, dx, device=device), torch.zeros(B, N, N, de, device=device), y,
+                           torch.zeros(B, N, dtype=torch.bool, device=device))
         layout = BlockLayout(torch.full((B, N), -1, dtype=torch.long, device=device),
                              torch.zeros(B, N, dtype=torch.bool, device=device),
                              torch.zeros(B, N, dtype=torch.long, device=device),
                              torch.zeros(B, N, dtype=torch.long, device=device))
         state = PardState(graph, layout, torch.zeros(B, dtype=torch.long, device=device), limit,
                           torch.zeros(B, dtype=torch.bool, device=device))
-        probs = self.first_size.to(device).float().expand(B, -1)
+        if condition is not None and getattr(self.block_model, "first_size_head", None) is not None:
+            probs = torch.softmax(self.block_model.first_size_logits(y).float(), -1)
+        else:
+            probs = self.first_size.to(device).float().expand(B, -1)
         size = sample_categorical(self._allowed(probs, state, first=True), generator)
         degree = sample_categorical(torch.softmax(self.block_model.first_degree_logits(size).float(), -1),
                                     generator)

@@ -28,9 +28,10 @@ from graphdiff.diffusion.blockwise import (
 from graphdiff.errors import ConfigError
 from graphdiff.generation import SamplerConfig
 from graphdiff.info import DatasetInfo
-from graphdiff.lit.base import GenerativeModel, register_model
+from graphdiff.lit.base import GenerativeModel, Guidance, register_model
 from graphdiff.log import get_logger
-from graphdiff.models.pard import PardNetwork
+from graphdiff.models.guidance import ClassifierFreeGuidance
+from graphdiff.models.pard import PardGuidance, PardNetwork
 from graphdiff.storage import GraphList
 from graphdiff.types import DenseGraph
 
@@ -69,8 +70,10 @@ class PardModel(GenerativeModel):
             block, ``fixed_size``).
         sample_steps: reverse steps per block of evaluation samples (overrides ``sampler.steps``).
         lr, weight_decay, amsgrad, warmup_steps, lr_schedule, eval_every_n_epochs, eval_samples, eval_metrics,
-        test_samples, test_folds, sample_with_ema, sample_batch_size, compile: as
+        test_samples, test_folds, sample_with_ema, sample_batch_size, compile, condition_dropout: as
             :class:`~graphdiff.lit.DiscreteDiffusionModel` (PARD: AdamW, ``lr``, ``wd`` 0.01, cosine schedule).
+            With ``data.conditions`` both networks read the condition; classifier-free guidance guides the
+            denoiser (:class:`~graphdiff.models.pard.PardGuidance`), the block head samples conditionally.
     """
 
     family = "pard"
@@ -107,13 +110,12 @@ class PardModel(GenerativeModel):
         sample_with_ema: bool = True,
         sample_batch_size: int = 64,
         compile: bool = False,
+        condition_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.info = DatasetInfo.from_dict(dataset_info) if isinstance(dataset_info, dict) else dataset_info
         info = self.info
-        if len(info.conditioning):
-            raise ConfigError("the PARD family has no conditional generation yet; remove data.conditions")
         _choice("model.loss", loss, BLOCK_LOSSES)
         _choice("model.block_model", block_model, BLOCK_MODELS)
         _choice("model.training_mode", training_mode, TRAINING_MODES)
@@ -131,10 +133,11 @@ class PardModel(GenerativeModel):
         self.blocks = BlockwiseDiffusion(DiscreteDiffusion.for_dataset(info, T, schedule, schedule_options,
                                                                        transition))
         dims = (info.num_node_types, info.num_edge_types, info.max_nodes)
+        width = info.conditioning.width if len(info.conditioning) else 0
         try:
-            self.denoiser = PardNetwork(*dims, **config, blocks=block_model == "combined")
-            self.block_network = PardNetwork(*dims, **{**config, "extra_features": "none"}, denoise=False) \
-                if block_model == "separate" else None
+            self.denoiser = PardNetwork(*dims, **config, blocks=block_model == "combined", condition_dim=width)
+            self.block_network = PardNetwork(*dims, **{**config, "extra_features": "none"}, denoise=False,
+                                             condition_dim=width) if block_model == "separate" else None
         except TypeError as exc:
             raise ConfigError(f"model: {exc}") from None
         # The first block's size distribution, from the training split at the start of fit (kept in checkpoints).
@@ -174,8 +177,9 @@ class PardModel(GenerativeModel):
     def block_head(self) -> PardNetwork:
         return self.block_network if self.block_network is not None else self.denoiser
 
-    def _loss(self, batch: DenseGraph) -> dict[str, torch.Tensor]:
+    def _loss(self, batch: DenseGraph, training: bool) -> dict[str, torch.Tensor]:
         hp = self.hparams
+        batch = self.conditional_batch(batch, training)
         order = partial_order(batch, hp.max_hops)
         if hp.training_mode == "parallel":
             graph, layout = parallel_layout(batch, order)
@@ -194,12 +198,16 @@ class PardModel(GenerativeModel):
             pred = self.block_network(batch, torch.zeros(batch.batch_size, device=batch.X.device), clean)
             size, degree, layout = pred.size, pred.degree, clean
         first = self.block_head.first_degree_logits(order.size[:, 0])
-        head = block_head_loss(size, degree, first, layout)
+        first_size = None
+        if self.block_head.first_size_head is not None:  # conditional: the first size given the condition
+            condition = batch.y[:, batch.y.shape[1] - self.block_head.condition_dim:]
+            first_size = self.block_head.first_size_logits(condition)
+        head = block_head_loss(size, degree, first, layout, first_size)
         return {"loss": terms["loss"] + head["loss"], "X": terms["X"], "E": terms["E"], "blocks": head["loss"],
                 "size_accuracy": head["size_accuracy"]}
 
     def training_step(self, batch: DenseGraph, batch_idx: int) -> torch.Tensor:
-        terms = self._loss(batch)
+        terms = self._loss(batch, training=True)
         bs = batch.batch_size
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=bs)
         self.log_dict({"train/loss_X": terms["X"], "train/loss_E": terms["E"], "train/loss_blocks": terms["blocks"]},
@@ -207,7 +215,7 @@ class PardModel(GenerativeModel):
         return terms["loss"]
 
     def evaluate_batch(self, batch: DenseGraph, stage: str) -> None:
-        terms = self._loss(batch)
+        terms = self._loss(batch, training=False)
         bs = batch.batch_size
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
         self.log_dict({f"{stage}/{k}": terms[k] for k in ("X", "E", "blocks", "size_accuracy")}, batch_size=bs,
@@ -231,6 +239,13 @@ class PardModel(GenerativeModel):
         return PardGraphSampler(self.blocks, network if network is not None else self.denoiser, self.block_head,
                                 self.first_block_sizes, self.info.max_nodes, config.steps, config.fixed_size,
                                 causal=self.hparams.training_mode == "parallel")
+
+    def guided_network(self, guidance: Guidance | None) -> torch.nn.Module:
+        """The denoiser, guided for a conditional model (:class:`~graphdiff.models.pard.PardGuidance`)."""
+        network = super().guided_network(guidance)
+        if isinstance(network, ClassifierFreeGuidance):
+            return PardGuidance(self.denoiser, network.scale)
+        return network
 
     def sizes_sampler(self, config: SamplerConfig, sizes_given: bool) -> SamplerConfig:
         """Sizes given to :meth:`generate` are kept exactly (the sampler's ``fixed_size``); otherwise the block head

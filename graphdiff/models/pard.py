@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphdiff.errors import ConfigError
+from graphdiff.models.base import ConditionEmbedding
 from graphdiff.models.features import FEATURE_MODES, ExtraFeatures
+from graphdiff.models.guidance import ClassifierFreeGuidance
 from graphdiff.types import BlockLayout, DenseGraph
 
 
@@ -184,12 +186,15 @@ class PardNetwork(nn.Module):
         blocks: build the block head.
         extra_features: DiGress's extra features of the input graph (``none``, ``cycles``, ``eigenvalues``,
             ``all``); only for ``causal=False`` use (batched sequential training).
+        condition_dim: width of an encoded graph-level condition (:mod:`graphdiff.conditioning`) read from the
+            trailing columns of ``graph.y`` and added to every node (0: unconditional).
     """
 
     def __init__(self, dx: int, de: int, max_nodes: int, hidden_dims: int = 256, edge_dims: int = 64,
                  n_layers: int = 8, n_heads: int = 8, add_transpose: bool = True, transformer_only: bool = False,
                  absolute_block_id: bool = True, relative_block_id: bool = True, input_residual: bool = True,
-                 denoise: bool = True, blocks: bool = True, extra_features: str = "none") -> None:
+                 denoise: bool = True, blocks: bool = True, extra_features: str = "none",
+                 condition_dim: int = 0) -> None:
         super().__init__()
         for name, value in (("hidden_dims", hidden_dims), ("edge_dims", edge_dims), ("n_layers", n_layers),
                             ("n_heads", n_heads)):
@@ -206,6 +211,9 @@ class PardNetwork(nn.Module):
         self.block_degree = nn.Embedding(max_nodes + 1, hidden_dims)
         self.relative = _MLP(32, edge_dims, 2 * edge_dims) if relative_block_id else None
         self.time = _MLP(hidden_dims, hidden_dims)
+        self.condition_dim = condition_dim
+        # Zero-initialised, no bias: an absent (all-zero) condition adds nothing (classifier-free guidance).
+        self.condition = ConditionEmbedding(condition_dim, hidden_dims) if condition_dim else None
         self.features = ExtraFeatures(extra_features, max_nodes) if extra_features != "none" else None
         if self.features is not None:
             dims = self.features.dims
@@ -230,6 +238,8 @@ class PardNetwork(nn.Module):
             self.size_head = _MLP(hidden_dims, max_nodes + 1, hidden_dims)
             self.degree_head = _MLP(hidden_dims, max_nodes + 1, hidden_dims)
             self.first_degree_head = _MLP(hidden_dims, max_nodes + 1, hidden_dims)
+            # A conditional model draws its first block's size given the condition (else: the data's histogram).
+            self.first_size_head = _MLP(hidden_dims, max_nodes + 1, hidden_dims) if condition_dim else None
         self.blocks = blocks
 
     # -- trunk ----------------------------------------------------------------------------------------------
@@ -250,6 +260,8 @@ class PardNetwork(nn.Module):
         x = x + self.block_degree(degree.clamp(max=self.max_nodes))
         temb = self.time(sinusoidal(t.to(dtype) * 1000, self.hidden_dims).to(dtype))  # [B, H]
         x = x + temb.unsqueeze(1) * layout.target.unsqueeze(-1).to(dtype)  # the time is the target block's
+        if self.condition is not None:
+            x = x + self.condition(graph.y[:, graph.y.shape[1] - self.condition_dim:]).to(dtype).unsqueeze(1)
         if self.features is not None:
             if causal:
                 raise ConfigError("extra features see the whole graph: use them with training_mode "
@@ -340,6 +352,52 @@ class PardNetwork(nn.Module):
         """``[..., max_nodes + 1]`` logits of the next block's degree given its size ``next_size [...]``."""
         return self.degree_head(summary + self.size_embedding(next_size.clamp(0, self.max_nodes)))
 
+    def first_size_logits(self, condition: Tensor) -> Tensor:
+        """``[B, max_nodes + 1]`` logits of the first block's size given the encoded condition ``[B, C]`` (a
+        conditional network only)."""
+        if self.first_size_head is None or self.condition is None:
+            raise ValueError("first_size_logits needs a conditional network with its block head")
+        return self.first_size_head(self.condition(condition))
+
     def first_degree_logits(self, size: Tensor) -> Tensor:
         """``[B, max_degree + 1]`` logits of the first block's degree given its size ``[B]``."""
         return self.first_degree_head(self.size_embedding(size.clamp(0, self.max_nodes)))
+
+
+class PardGuidance(nn.Module):
+    """Classifier-free guidance of a conditional :class:`PardNetwork`: its denoising logits guided as
+    :class:`~graphdiff.models.guidance.ClassifierFreeGuidance` guides any network (``u + s (c - u)``, one batched
+    call); the block head is left conditional (scale 1).
+
+    Args:
+        network: the conditional network.
+        scale: as :class:`~graphdiff.models.guidance.ClassifierFreeGuidance`'s.
+    """
+
+    def __init__(self, network: PardNetwork, scale: float | list[tuple[slice, float]]) -> None:
+        super().__init__()
+        self.network = network
+        self.scale = scale
+
+    def forward(self, graph: DenseGraph, t: Tensor, layout: BlockLayout, causal: bool = True) -> PardOutput:
+        def denoise(stacked: DenseGraph, times: Tensor) -> DenseGraph:
+            k = stacked.batch_size // graph.batch_size  # the guidance stacks k copies of the batch
+            repeated = BlockLayout(layout.block.repeat(k, 1), layout.target.repeat(k, 1), layout.degree.repeat(k, 1),
+                                   layout.size.repeat(k, 1))
+            logits = self.network(stacked, times, repeated, causal=causal).logits
+            assert logits is not None
+            return logits
+
+        guided = ClassifierFreeGuidance(_Call(denoise), self.network.condition_dim, self.scale)(graph, t)
+        return PardOutput(guided)
+
+
+class _Call(nn.Module):
+    """A function as a module (what :class:`ClassifierFreeGuidance` wraps)."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, graph: DenseGraph, t: Tensor) -> DenseGraph:
+        return self.function(graph, t)

@@ -26,6 +26,9 @@ no block sees a later one. Normalisation is LayerNorm, per position (a batch nor
 
 ``causal=False`` (batched sequential training, one graph per block) lifts the restriction and allows DiGress's
 extra features (:class:`~graphdiff.models.features.ExtraFeatures`) of the noisy graph.
+
+A conditional network adds a zero-initialised embedding of the encoded condition to every node;
+:class:`PardGuidance` is its classifier-free guidance.
 """
 
 from __future__ import annotations

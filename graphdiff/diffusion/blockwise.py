@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphdiff.diffusion.process import DiscreteDiffusion
-from graphdiff.diffusion.sampler import time_grid
+from graphdiff.diffusion.sampler import check_steps, time_grid
 from graphdiff.errors import ConfigError
 from graphdiff.generation import GraphSampler, SamplerConfig, sample_categorical
 from graphdiff.types import BlockLayout, DenseGraph
@@ -159,9 +159,7 @@ class PardSamplerConfig(SamplerConfig):
     fixed_size: bool = False
 
     def __post_init__(self) -> None:
-        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
-                                       or self.steps < 1):
-            raise ConfigError(f"sampler: steps must be a positive integer, got {self.steps!r}")
+        check_steps(self.steps)
         if not isinstance(self.fixed_size, bool):
             raise ConfigError(f"sampler: fixed_size must be true or false, got {self.fixed_size!r}")
 
@@ -264,13 +262,13 @@ class PardGraphSampler(GraphSampler):
         return self._open_block(state, size, degree, 0, generator)
 
     def step(self, state: PardState, k: int, generator: torch.Generator | None = None) -> PardState:
-        block, i = divmod(k, self.steps_per_block)
-        if i == 0 and block > 0:
-            if bool(state.finished.all()):
-                return state
-            state = self._next_block(state, block, generator)
         if bool(state.finished.all()):
             return state
+        block, i = divmod(k, self.steps_per_block)
+        if i == 0 and block > 0:
+            state = self._next_block(state, block, generator)
+            if bool(state.finished.all()):
+                return state
         n = max(int((state.count + state.layout.target.sum(-1)).max()), 1)  # nodes in use
         graph, layout = _slice(state.graph, n), _slice_layout(state.layout, n)
         B, device = graph.batch_size, graph.X.device
@@ -342,10 +340,9 @@ class PardGraphSampler(GraphSampler):
 
     @staticmethod
     def _write(state: PardState, part: DenseGraph, n: int) -> PardState:
-        X, E = state.graph.X.clone(), state.graph.E.clone()
-        X[:, :n] = part.X.to(X.dtype)
-        E[:, :n, :n] = part.E.to(E.dtype)
-        state.graph = DenseGraph(X, E, state.graph.y, state.graph.node_mask)
+        """Write the first ``n`` nodes in place (the state is the sampler's own; snapshots are masked copies)."""
+        state.graph.X[:, :n] = part.X.to(state.graph.X.dtype)
+        state.graph.E[:, :n, :n] = part.E.to(state.graph.E.dtype)
         return state
 
 

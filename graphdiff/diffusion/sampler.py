@@ -31,9 +31,13 @@ class DiscreteSamplerConfig(SamplerConfig):
     steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
-                                       or self.steps < 1):
-            raise ConfigError(f"sampler: steps must be a positive integer, got {self.steps!r}")
+        check_steps(self.steps)
+
+
+def check_steps(steps: int | None) -> None:
+    """Refuse a sampler's ``steps`` that is not ``None`` or a positive integer (one line)."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(f"sampler: steps must be a positive integer, got {steps!r}")
 
 
 def time_grid(T: int, steps: int | None = None) -> list[int]:

@@ -308,9 +308,9 @@ class PardNetwork(nn.Module):
                 layout's own next sizes, as in training).
         """
         x, e, node_mask, pair_mask, reads = self._trunk(graph, t, layout, causal)
+        pooled = self._pool_pairs(e, reads)  # both heads read each node's pooled pairs
         logits = None
         if self.denoise:
-            pooled = self._pool_pairs(e, reads)
             h = self.out_node(torch.cat([x, pooled], -1)) * node_mask.unsqueeze(-1)
             a, b = self.out_pair_node(h).chunk(2, -1)
             pair = F.silu(a.unsqueeze(1) + b.unsqueeze(2) + self.out_pair_edge(e))
@@ -326,17 +326,18 @@ class PardNetwork(nn.Module):
             logits = DenseGraph(X, E, graph.y[:, :0], node_mask)
         size = degree = None
         if self.blocks:
-            summary = self._block_summary(x, e, layout, reads)
+            summary = self._block_summary(x, pooled, layout)
             if next_size is None:
                 next_size = F.pad(layout.size[:, 1:], (0, 1))
             size, degree = self.size_head(summary), self.degree_logits(summary, next_size)
         return PardOutput(logits, size, degree)
 
-    def _block_summary(self, x: Tensor, e: Tensor, layout: BlockLayout, reads: Tensor) -> Tensor:
-        """``[B, K, H]``: row ``k`` sums the clean nodes of blocks ``0..k`` (what the next block depends on)."""
+    def _block_summary(self, x: Tensor, pooled: Tensor, layout: BlockLayout) -> Tensor:
+        """``[B, K, H]``: row ``k`` sums the clean nodes of blocks ``0..k`` (what the next block depends on);
+        ``pooled`` is :meth:`_pool_pairs` of the trunk's pairs."""
         K = layout.size.shape[1]
         clean = layout.node_mask & ~layout.target
-        h = self.block_in(torch.cat([x, self._pool_pairs(e, reads)], -1)) * clean.unsqueeze(-1)
+        h = self.block_in(torch.cat([x, pooled], -1)) * clean.unsqueeze(-1)
         member = F.one_hot(layout.block.clamp(min=0), K + 1)[..., :K] * clean.unsqueeze(-1)  # [B, n, K]
         return (member.to(h.dtype).transpose(1, 2) @ h).cumsum(1)
 
@@ -345,7 +346,7 @@ class PardNetwork(nn.Module):
         :meth:`degree_logits` of the chosen size)."""
         t = torch.zeros(graph.batch_size, device=graph.X.device)
         x, e, _, _, reads = self._trunk(graph, t, layout, causal=True)
-        return self._block_summary(x, e, layout, reads)
+        return self._block_summary(x, self._pool_pairs(e, reads), layout)
 
     def size_logits(self, summary: Tensor) -> Tensor:
         """``[..., max_nodes + 1]`` logits of the next block's size (0: the graph is complete)."""

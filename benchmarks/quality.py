@@ -48,16 +48,13 @@ PUBLISHED: dict[str, dict[str, str]] = {
 }
 
 #: Model sizes that learn something within minutes on a CPU (the published ones need a GPU for days);
-#: ``--published-sizes`` uses DiGress's presets instead.
+#: ``--recipe published`` trains the shipped DiGress config instead.
 SMALL_MODEL = {
     "n_layers": 4,
     "hidden_mlp_dims": {"X": 64, "E": 32, "y": 64},
     "hidden_dims": {"dx": 64, "de": 32, "dy": 32, "n_head": 4, "dim_ffX": 128, "dim_ffE": 64, "dim_ffy": 128},
     "extra_features": "all",
     "dropout": 0.0,
-}
-PUBLISHED_MODEL = {
-    "qm9": {"preset": "qm9", "hidden_dims": {"dim_ffy": 128}},
 }
 T_OF = {"qm9": 500}
 #: DeFoG's sampling settings of each dataset (configs/flow/<dataset>.yaml), the steps set per run.
@@ -77,8 +74,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "wide4-anneal": {"model": {"preset": "qm9", "n_layers": 4, "extra_features": "all", "dropout": 0.0},
                      "training": {"lr": 2e-3, "warmup_steps": 100, "lr_schedule": "cosine"}, "batch_size": 256,
                      "label": "wide4 (4 layers, dx 256, lr 2e-3 cosine over the budget)"},
-    "published": {"model": lambda dataset: PUBLISHED_MODEL.get(dataset, {"preset": "digress"}),
-                  "training": {"lr": 2e-4}, "batch_size": None, "label": "published"},
+    # The faithful DiGress baseline: the shipped configs/discrete/<dataset>.yaml as it is (DiGress's network,
+    # AdamW + amsgrad at 2e-4, its batch, dropout, no EMA, no gradient clipping), only the budget changed.
+    "published": {"config": "discrete", "label": "DiGress's configs/discrete/{dataset}.yaml (as published)"},
 }
 #: PARD at the size of SMALL_MODEL; its published diffusion settings per dataset (configs/pard/<dataset>.yaml).
 PARD_SMALL_MODEL = {"hidden_dims": 64, "edge_dims": 32, "n_layers": 4, "n_heads": 4}
@@ -90,8 +88,29 @@ PARD_BATCH_OF = {"qm9": 128, "comm20": 32}  # PARD: 128 (qm9.yaml); comm20 as th
 BATCH_OF = {"qm9": 512, "comm20": 32, "community_small": 32, "ego_small": 32}
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 #: Periodic/test evaluation settings of the shipped configs: the benchmark samples and evaluates by itself.
-SDE_EVAL_ARGS = {"eval_every_n_epochs", "test_samples", "test_folds", "sample_batch_size"}
+SDE_EVAL_ARGS = {"eval_every_n_epochs", "eval_samples", "test_samples", "test_folds", "sample_batch_size"}
 MOLECULE_METRICS = ["validity", "relaxed_validity", "uniqueness", "novelty"]
+
+
+def shipped_config(family: str, dataset: str) -> dict[str, Any]:
+    """``configs/<family>/<dataset>.yaml`` as a dict (the published settings graphdiff ships)."""
+    path = CONFIGS / family / f"{dataset}.yaml"
+    if not path.exists():
+        raise ValueError(f"no shipped config {path} for the published recipe")
+    return yaml.safe_load(path.read_text())
+
+
+def trainer_settings(name: str, recipe: str) -> dict[str, Any]:
+    """EMA decay (None: no EMA) and gradient clipping of a row: the published recipe keeps its config's (DiGress
+    trains with neither); every other row uses EMA 0.999 and clipping at 1."""
+    r = RECIPES.get(recipe, {})
+    if name.startswith(("gdss_", "flow_", "pard_")) or "config" not in r:
+        return {"ema_decay": 0.999, "gradient_clip_val": 1.0}
+    config = shipped_config(r["config"], name)
+    callbacks = config.get("trainer", {}).get("callbacks") or []
+    ema = next((c.get("init_args", {}).get("decay", 0.999) for c in callbacks
+                if str(c.get("class_path", "")).endswith("EMA")), None)
+    return {"ema_decay": ema, "gradient_clip_val": config.get("trainer", {}).get("gradient_clip_val")}
 
 
 def build(name: str, recipe: str = "small", sample_steps: int | None = None,
@@ -131,7 +150,15 @@ def build(name: str, recipe: str = "small", sample_steps: int | None = None,
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
-    cfg = r["model"](dataset) if callable(r["model"]) else r["model"]
+    if "config" in r:
+        config = shipped_config(r["config"], dataset)
+        data = config["data"]
+        dm = GraphDataModule(dataset, batch_size=data["batch_size"], options=data.get("options"),
+                             conditions=conditions)
+        init = {k: v for k, v in config["model"]["init_args"].items() if k not in SDE_EVAL_ARGS}
+        model = DiscreteDiffusionModel(dataset_info=dm.dataset_info, sample_steps=sample_steps, **init)
+        return dm, model, r["label"].format(dataset=dataset)
+    cfg = r["model"]
     dm = GraphDataModule(dataset, batch_size=r.get("batch_size") or BATCH_OF.get(dataset, 32), conditions=conditions)
     model = DiscreteDiffusionModel(dataset_info=dm.dataset_info, T=T_OF.get(dataset, 500), model=dict(cfg),
                                    sample_steps=sample_steps, **r["training"])
@@ -190,11 +217,13 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: li
     if precision != "32-true":
         size += f", {precision}"
     saver = MilestoneCheckpoints([m for m in (milestones or []) if m < minutes] + [minutes], out_dir / name)
+    settings = trainer_settings(name, recipe)
+    averaging = [EMA(decay=settings["ema_decay"])] if settings["ema_decay"] else []
     trainer = pl.Trainer(
         max_time={"minutes": minutes}, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0, precision=precision,
-        default_root_dir=str(out_dir / name), callbacks=[EMA(decay=0.999), saver],
+        limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=settings["gradient_clip_val"],
+        precision=precision, default_root_dir=str(out_dir / name), callbacks=[*averaging, saver],
     )
     targets, target_rows = None, []
     if conditions:

@@ -113,6 +113,25 @@ def test_quality_gdss_rows_train_with_the_shipped_published_config(data_root):
     assert model.process.sde_adj.N == init["sde_adj"]["num_scales"]
 
 
+def test_quality_published_recipe_trains_the_shipped_digress_config(data_root):
+    """The baseline to beat is DiGress's config as shipped: its network, optimiser, batch, dropout, no EMA and no
+    clipping (every other recipe averages with EMA 0.999 and clips at 1)."""
+    from benchmarks import quality
+
+    data_file("graphs", "community_small.json.gz")
+    config = quality.yaml.safe_load((ROOT / "configs" / "discrete" / "community_small.yaml").read_text())
+    init = config["model"]["init_args"]
+    dm, model, size = quality.build("community_small", recipe="published")
+    assert size == "DiGress's configs/discrete/community_small.yaml (as published)"
+    assert dm.batch_size == config["data"]["batch_size"]
+    assert model.hparams.lr == init["lr"] and model.hparams.model == init["model"]
+    assert model.hparams.T == init["T"] and model.hparams.amsgrad == init.get("amsgrad", False)
+    published = quality.trainer_settings("community_small", "published")
+    assert published == {"ema_decay": None, "gradient_clip_val": config["trainer"].get("gradient_clip_val")}
+    assert quality.trainer_settings("community_small", "small") == {"ema_decay": 0.999, "gradient_clip_val": 1.0}
+    assert quality.trainer_settings("gdss_community_small", "published")["ema_decay"] == 0.999
+
+
 def test_milestone_checkpoints_save_once_per_milestone_and_the_rest_at_the_end(tmp_path, monkeypatch):
     from types import SimpleNamespace
 

@@ -316,9 +316,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
 
 
 def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``previous`` with the rows of ``new`` replacing those of the same dataset, model and budget."""
+    """``previous`` with the rows of ``new`` replacing those of the same dataset, model, budget and thread count
+    (a budget on one thread is another measurement than on two)."""
     def key(row: dict[str, Any]) -> tuple[Any, ...]:
-        return row["name"], row.get("model"), float(row["minutes"]), row.get("sample_steps"), row.get("guidance")
+        return (row["name"], row.get("model"), float(row["minutes"]), row.get("sample_steps"), row.get("guidance"),
+                _threads(row))
 
     merged = {key(r): r for r in previous}
     merged.update({key(r): r for r in new})
@@ -377,7 +379,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
         metric = CURVE_METRIC.get(dataset)
         if "error" in r or metric not in r.get("metrics", {}):
             continue
-        lines.setdefault((r["name"], r["model"], r.get("sample_steps"), r.get("guidance")), []).append(
+        lines.setdefault((r["name"], r["model"], r.get("sample_steps"), r.get("guidance"), _threads(r)), []).append(
             (float(r["minutes"]), r["metrics"][metric]))
     lines = {k: sorted(v) for k, v in lines.items() if len(v) >= 2}
     datasets = sorted({k[0].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") for k in lines})
@@ -386,11 +388,12 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         metric = CURVE_METRIC[dataset]
-        for (name, model, steps, scale), points in lines.items():
+        for (name, model, steps, scale, threads), points in lines.items():
             if name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") == dataset:
                 xs, ys = zip(*points)
                 ax.plot(xs, [100 * y if metric in FRACTIONS else y for y in ys], marker="o",
-                        label=f"{name}: {model}, {steps or 'T'} steps" + _guidance({"guidance": scale}))
+                        label=f"{name}: {model}, {steps or 'T'} steps" + _guidance({"guidance": scale})
+                        + (f", {threads}" if threads else ""))
         ax.set(xlabel="training minutes", ylabel=f"{metric} (%)" if metric in FRACTIONS else f"{metric} MMD²",
                title=dataset)
         ax.grid(alpha=0.3)
@@ -404,8 +407,17 @@ def _guidance(row: dict[str, Any]) -> str:
     return f", guidance {row['guidance']:g}" if row.get("guidance") is not None else ""
 
 
+def _threads(row: dict[str, Any]) -> str | None:
+    """``"1 thread"`` / ``"2 threads"`` from the row's machine description (None when it does not say)."""
+    import re
+
+    found = re.search(r"\b(\d+) threads?\b", str(row.get("machine", "")))
+    return f"{found.group(1)} thread{'s' * (found.group(1) != '1')}" if found else None
+
+
 def _run(row: dict[str, Any]) -> str:
-    return str(row.get("date", "?"))
+    threads = _threads(row)
+    return str(row.get("date", "?")) + (f", {threads}" if threads else "")
 
 
 #: Options that say where results go, not what is measured: left out of the command shown with each row.

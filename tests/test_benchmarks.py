@@ -98,6 +98,13 @@ def test_quality_rows_accumulate_across_runs():
     assert len(both) == len(later) + 2
     table = quality.render(both)
     assert "guidance 0)" in table and "guidance 2)" in table and "mae/qed 0.03333" in table
+    # the same budget on another thread count is another row, and the table says which is which
+    one, two = ({**row("qm9", 30, v), "machine": f"AMD EPYC, 2 cores, {t}, torch 2"} for v, t in
+                ((0.7, "1 thread"), (0.8, "2 threads")))
+    rows = quality.merge_rows(quality.merge_rows([], [two]), [one])
+    assert sorted(r["metrics"]["validity"] for r in rows) == [0.7, 0.8]
+    assert "d, 1 thread |" in quality.render(rows) and "d, 2 threads |" in quality.render(rows)
+    assert len(quality.merge_rows(rows, [{**one, "metrics": {"validity": 0.75}}])) == 2
 
 
 def test_quality_gdss_rows_train_with_the_shipped_published_config(data_root):

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import numbers
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphdiff.datasets.cache import build_or_load
+from graphdiff.datasets.cache import build_or_load, load_cached_smiles
 from graphdiff.datasets.dataset import Builder, GraphDataset
 from graphdiff.datasets.sources import default_root
 from graphdiff.errors import ConfigError
@@ -115,6 +115,47 @@ def load_dataset(
     dataset = build_or_load(spec.name, spec.kind, spec.builder, dataset_root(root), opts, rebuild)
     dataset.transform = transform
     return dataset
+
+
+def load_split_smiles(
+    name: str, splits: Sequence[str], root: str | os.PathLike | None = None, **options: Any
+) -> dict[str, list[str]]:
+    """The canonical SMILES of some splits of a registered molecule dataset, without holding its graphs.
+
+    Read from the processed cache's ``smiles.json`` and ``splits.json`` when it is complete and matches
+    (:func:`graphdiff.datasets.cache.load_cached_smiles`): for MOSES 0.2 GB instead of the 1.9 GB of
+    :func:`load_dataset`, which also reads the 1.9M graphs. Otherwise the dataset is loaded (built on first use)
+    with :func:`load_dataset` and only the SMILES are kept.
+
+    Args:
+        name: a registered molecule dataset.
+        splits: split names (e.g. ``["test", "train"]``).
+        root: dataset root (default ``$GRAPHDIFF_ROOT`` or ``./data``).
+        **options: builder options, as for :func:`load_dataset`.
+
+    Returns:
+        ``{split: [SMILES in split order]}``.
+
+    Raises:
+        ConfigError: an unknown or non-molecule dataset, an unknown option or split, an unusable root.
+    """
+    spec = get_spec(name)
+    if spec.kind != "molecule":
+        raise ConfigError(f"dataset {name} holds graphs, not molecules: it has no SMILES")
+    unknown = set(options) - set(spec.defaults)
+    if unknown:
+        raise ConfigError(f"dataset {name}: unknown option(s) {', '.join(sorted(unknown))}; "
+                          f"valid: {', '.join(sorted(spec.defaults)) or 'none'}")
+    check_options(f"dataset {name}", options)
+    cached = load_cached_smiles(dataset_root(root) / name / "processed", {**spec.defaults, **options})
+    if cached is None:
+        dataset = load_dataset(name, root=root, **options)
+        return {split: dataset.split_smiles(split) for split in splits}
+    smiles, indices = cached
+    missing = [split for split in splits if split not in indices]
+    if missing:
+        raise ConfigError(f"dataset {name} has no split {missing[0]!r}; it has {', '.join(indices)}")
+    return {split: [smiles[i] for i in indices[split].tolist()] for split in splits}
 
 
 def dataset_root(root: str | os.PathLike | None) -> Path:

@@ -456,14 +456,16 @@ def parallel_map(
 
     Args:
         fn: a picklable (module-level) function.
-        items: picklable inputs.
+        items: picklable inputs. A sequence is sliced, not copied: a lazy one (such as
+            :class:`graphdiff.metrics.molecules.MolBinaries`) is read one item at a time, in this process or in
+            each worker from its pickled slice.
         n_jobs: worker processes, see :func:`resolve_n_jobs`.
         min_items_per_job: see :func:`resolve_n_jobs`.
 
     Returns:
         The results in the order of ``items``.
     """
-    items = list(items)
+    items = items if isinstance(items, Sequence) else list(items)
     workers = resolve_n_jobs(n_jobs, len(items), min_items_per_job)
     if workers == 1:
         return _map_chunk((fn, items))

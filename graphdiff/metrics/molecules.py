@@ -33,9 +33,9 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import networkx as nx
 import numpy as np
@@ -46,7 +46,7 @@ from graphdiff.chem import add_bonds_with_charges, canonical_smiles, fold_hydrog
 from graphdiff.errors import ConfigError
 from graphdiff.io import atomic_write, default_root, read_cache_file
 from graphdiff.log import get_logger, progress
-from graphdiff.metrics.graph_stats import parallel_map, single_threaded_blas
+from graphdiff.metrics.graph_stats import parallel_map, resolve_n_jobs, single_threaded_blas
 
 if TYPE_CHECKING:
     from graphdiff.metrics.moses_metrics import ReferenceStatistics
@@ -54,8 +54,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ALLOWED_BONDS",
     "MOLECULE_METRICS",
+    "MolBinaries",
     "MoleculeEvaluator",
     "ParsedMolecule",
+    "SmilesSet",
     "atom_stability",
     "build_molecule_with_partial_charges",
     "canonical_smiles",
@@ -324,9 +326,127 @@ def _quiet_rdkit() -> None:
     RDLogger.DisableLog("rdApp.*")
 
 
-def _parse_quietly(sample: Any) -> ParsedMolecule:
+class _Scored(NamedTuple):
+    """What the metrics keep of one generated sample: no RDKit molecule (~24 KiB each; the raw, valid and relaxed
+    molecules of :class:`ParsedMolecule` took 1.2 GB for DiGress's 25,000 MOSES samples)."""
+
+    valid: bytes | None  # RDKit binary (Mol.ToBinary, what pickling sends) of ParsedMolecule.valid
+    n_fragments: int
+    relaxed_valid: bool
+    smiles: str | None
+    relaxed_smiles: str | None
+    stability: tuple[int, int]  # atom_stability of the raw molecule; (0, 0) when not asked or no molecule
+
+
+def _score_quietly(sample: Any, stability: bool = False) -> _Scored:
     _quiet_rdkit()
-    return parse_molecule(sample)
+    parsed = parse_molecule(sample)
+    return _Scored(
+        valid=parsed.valid.ToBinary() if parsed.valid is not None else None,
+        n_fragments=parsed.n_fragments,
+        relaxed_valid=parsed.relaxed is not None,
+        smiles=parsed.smiles,
+        relaxed_smiles=parsed.relaxed_smiles,
+        stability=atom_stability(parsed.raw) if stability and parsed.raw is not None else (0, 0),
+    )
+
+
+class MolBinaries(Sequence[Chem.Mol]):
+    """Molecules kept as RDKit binaries (``Mol.ToBinary``, ~0.3 KiB for a MOSES molecule against ~24 KiB for the
+    ``Mol``), each built when it is accessed: iterating holds one molecule at a time.
+
+    A slice is a :class:`MolBinaries`, and pickling sends the binaries, so :func:`parallel_map` hands each worker
+    its chunk of binaries and the worker builds the molecules one by one. A molecule built from its binary is the
+    one pickling gives (same atoms, bonds and order), so metrics are those of the ``Mol`` objects.
+
+    Args:
+        binaries: one binary per molecule.
+    """
+
+    def __init__(self, binaries: Sequence[bytes]) -> None:
+        self._binaries = list(binaries)
+
+    def __len__(self) -> int:
+        return len(self._binaries)
+
+    @overload
+    def __getitem__(self, index: int) -> Chem.Mol: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> MolBinaries: ...
+
+    def __getitem__(self, index: int | slice) -> Chem.Mol | MolBinaries:
+        if isinstance(index, slice):
+            return MolBinaries(self._binaries[index])
+        return Chem.Mol(self._binaries[index])
+
+    def __iter__(self) -> Iterator[Chem.Mol]:
+        return (Chem.Mol(binary) for binary in self._binaries)
+
+    def __reduce__(self) -> tuple[type, tuple[list[bytes]]]:
+        return MolBinaries, (self._binaries,)
+
+
+def _str_hashes(strings: Sequence[str]) -> np.ndarray:
+    """``[n]`` int64 hashes of strings: Python's ``hash``, fixed within a process, which is all :class:`SmilesSet`
+    needs (it never writes them, and pickling it sends the strings)."""
+    return np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings))
+
+
+class SmilesSet:
+    """An exact set of strings (canonical SMILES) in compact form, for novelty against large training sets.
+
+    The members are concatenated into one ``str`` in the order of their sorted 64-bit hashes, with ``[n + 1]``
+    int64 offsets: ~1 byte per character plus 16 per string, against ~140 bytes per string in a Python ``set``
+    (MOSES: the 1.58M canonical training SMILES take 81 MiB instead of 217 MiB). Lookups are vectorised
+    (``np.searchsorted`` of the hashes); every hash match is then confirmed on the strings themselves, so a hash
+    collision never counts a string as a member.
+
+    Args:
+        strings: the members (duplicates are dropped).
+    """
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        strings = strings if isinstance(strings, list) else list(strings)
+        hashes = _str_hashes(strings)
+        order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[order]
+        if np.any(self._hashes[1:] == self._hashes[:-1]) and len(set(strings)) < len(strings):
+            strings = list(dict.fromkeys(strings))  # duplicates (rare: the cached lists are distinct)
+            hashes = _str_hashes(strings)
+            order = np.argsort(hashes, kind="stable")
+            self._hashes = hashes[order]
+        lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))[order]
+        self._offsets = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths)])
+        self._text = "".join([strings[i] for i in order.tolist()])
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def _member(self, i: int) -> str:
+        return self._text[self._offsets[i] : self._offsets[i + 1]]
+
+    def __iter__(self) -> Iterator[str]:
+        """The members, in hash order."""
+        return (self._member(i) for i in range(len(self)))
+
+    def __contains__(self, string: object) -> bool:
+        return isinstance(string, str) and bool(self.contains([string])[0])
+
+    def __reduce__(self) -> tuple[type, tuple[list[str]]]:
+        return SmilesSet, (list(self),)  # hashes are this process's: rebuilt where unpickled
+
+    def contains(self, strings: Sequence[str]) -> np.ndarray:
+        """``[n]`` bool: whether each of ``strings`` is a member."""
+        strings = list(strings)
+        queries = _str_hashes(strings)
+        left = np.searchsorted(self._hashes, queries, side="left")
+        right = np.searchsorted(self._hashes, queries, side="right")
+        found = np.zeros(len(strings), dtype=bool)
+        # Only the queries whose hash is present (members, and collisions) are compared with the strings.
+        for i in np.flatnonzero(right > left).tolist():
+            found[i] = any(self._member(j) == strings[i] for j in range(left[i], right[i]))
+        return found
 
 
 def _canonical_quietly(smiles: str) -> str | None:
@@ -344,6 +464,10 @@ REFERENCE_CACHE = "reference_stats"
 PERSIST_MIN_SMILES = 10_000
 #: Reference SMILES parsed at a time when computing reference statistics (bounds the molecules held at once).
 REFERENCE_CHUNK = 5000
+#: Generated molecules whose NSPDK features are computed at a time (bounds the features held at once).
+SAMPLE_CHUNK = 4096
+#: With ``n_jobs=None``, below this many molecules per worker NSPDK features are computed in one process.
+NSPDK_MIN_ITEMS = 256
 
 
 def _shared(key: str, compute: Callable[[], Any]) -> Any:
@@ -371,16 +495,23 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def _read_or_compute_set(path: Path | None, compute: Callable[[], set[str]]) -> set[str]:
-    """A set of strings from ``path`` (a JSON list), else computed and, with ``path``, written there."""
-    cached = read_cache_file(path, lambda p: set(json.loads(p.read_text())))
+def _read_or_compute_smiles_set(path: Path | None, compute: Callable[[], Iterable[str]]) -> SmilesSet:
+    """A :class:`SmilesSet` from ``path`` (a sorted JSON list of strings), else computed and, with ``path``,
+    written there."""
+    def read(p: Path) -> SmilesSet:
+        values = json.loads(p.read_text())
+        if not isinstance(values, list) or not set(map(type, values)) <= {str}:
+            raise ValueError("expected a JSON list of strings")
+        return SmilesSet(values)
+
+    cached = read_cache_file(path, read)
     if cached is not None:
         return cached
-    values = compute()
+    values = sorted(set(compute()))
     if path is not None:
         with atomic_write(path) as handle:
-            json.dump(sorted(values), handle)
-    return values
+            json.dump(values, handle)
+    return SmilesSet(values)
 
 
 def _read_or_compute_sparse(path: Path | None, compute: Callable[[], sp.csr_matrix],
@@ -423,6 +554,33 @@ def _check_nspdk_mean(matrix: sp.csr_matrix) -> None:
 
     if matrix.shape[0] > 1 or matrix.shape[1] != NSPDK_FEATURES or not np.isfinite(matrix.data).all():
         raise ValueError(f"expected a finite [<=1, {NSPDK_FEATURES}] mean vector, got shape {matrix.shape}")
+
+
+def _nspdk_row(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray] | None:
+    """NSPDK feature ids ``[k]`` int32 and values ``[k]`` float64 of a molecule's :func:`mol_to_nx` graph (``None``
+    without atoms): ~12 bytes per feature to send back from a worker, against ~100 in the feature dict."""
+    from graphdiff.metrics import nspdk
+
+    if mol.GetNumAtoms() == 0:
+        return None
+    features = nspdk.nspdk_features(mol_to_nx(mol))
+    return (np.fromiter(features.keys(), dtype=np.int32, count=len(features)),
+            np.fromiter(features.values(), dtype=np.float64, count=len(features)))
+
+
+def _add_nspdk_features(total: np.ndarray, mols: Sequence[Chem.Mol], n_jobs: int | None) -> int:
+    """Add the NSPDK feature vectors of the non-empty ``mols`` to ``total`` ``[NSPDK_FEATURES]``, one molecule after
+    the other; return how many were added.
+
+    Each feature is summed in molecule order, as the row sum of :func:`~graphdiff.metrics.nspdk.nspdk_matrix`
+    does, so that over consecutive calls ``total`` is that row sum bit for bit, while only one call's compact
+    features are held (the dicts and the matrix of all 21,508 MOSES samples took 3 GB).
+    """
+    rows = [r for r in parallel_map(_nspdk_row, mols, n_jobs=n_jobs, min_items_per_job=NSPDK_MIN_ITEMS)
+            if r is not None]
+    if rows:
+        np.add.at(total, np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
+    return len(rows)
 
 
 def _read_or_compute_fcd(path: Path | None, compute: Callable[[], tuple[np.ndarray, np.ndarray]]
@@ -494,7 +652,7 @@ class MoleculeEvaluator:
         self.device = device
         self.filters_dir = filters_dir
         self.persist = persist
-        self._train_set: set[str] | None = None
+        self._train_set: SmilesSet | None = None
         self._keys: dict[str, str] = {}
 
     def _metrics_for(self, samples: Sequence[Any]) -> list[str]:
@@ -526,18 +684,18 @@ class MoleculeEvaluator:
         folder = self._cache_dir(split)
         return folder / name if folder is not None else None
 
-    def train_set(self) -> set[str]:
+    def train_set(self) -> SmilesSet:
         """Canonical (non-stereo) training SMILES."""
         if self._train_set is None:
             assert self.train_smiles is not None
 
-            def compute() -> set[str]:
+            def compute() -> Iterable[str]:
                 canon = parallel_map(_canonical_quietly, self.train_smiles, n_jobs=self.n_jobs,
                                      min_items_per_job=2000)
-                return {s for s in canon if s is not None}
+                return (s for s in canon if s is not None)
 
             key = self._key("train")
-            self._train_set = _shared(f"train:{key}", lambda: _read_or_compute_set(
+            self._train_set = _shared(f"train:{key}", lambda: _read_or_compute_smiles_set(
                 self._file("train", "canonical_smiles.json"), compute))
         return self._train_set
 
@@ -559,17 +717,24 @@ class MoleculeEvaluator:
             lambda: fcd_statistics([canonical_smiles(m) for c in self.test_mol_chunks() for m in c], self.device)))
 
     def nspdk_reference(self) -> sp.csr_matrix:
-        """Mean NSPDK feature vector of the test molecules (:func:`graphdiff.metrics.nspdk.nspdk_mean`).
+        """Mean NSPDK feature vector of the test molecules (:func:`graphdiff.metrics.nspdk.nspdk_mean` of their
+        :func:`mol_to_nx` graphs, bit for bit, in chunks of :data:`REFERENCE_CHUNK` molecules).
 
         Stored as ``nspdk_mean.<tag>.npz`` (``<tag>``: :func:`nspdk_reference_tag`), so that a change of the
         feature code gives a new file rather than reading a stale one.
         """
-        from graphdiff.metrics.nspdk import nspdk_mean
+        from graphdiff.metrics.nspdk import NSPDK_FEATURES
 
         def compute() -> sp.csr_matrix:
             log.info("NSPDK features of %d reference molecules", len(self.test_smiles))
-            chunks = ([mol_to_nx(m) for m in chunk if m.GetNumAtoms() > 0] for chunk in self.test_mol_chunks())
-            return nspdk_mean(chunks, n_jobs=self.n_jobs)
+            total, count = np.zeros(NSPDK_FEATURES), 0
+            for chunk in self.test_mol_chunks():  # as nspdk_mean: each chunk's row sum, added in order
+                part = np.zeros(NSPDK_FEATURES)
+                count += _add_nspdk_features(part, chunk, self.n_jobs)
+                total += part
+            if count == 0:
+                return sp.csr_matrix((0, NSPDK_FEATURES), dtype=np.float64)
+            return sp.csr_matrix((total / count)[None, :])
 
         tag = nspdk_reference_tag()
         return _shared(f"nspdk:{self._key('test')}:{tag}", lambda: _read_or_compute_sparse(
@@ -593,7 +758,7 @@ class MoleculeEvaluator:
 
     def _evaluate(self, generated: Sequence[Any]) -> dict[str, Any]:
         from graphdiff.metrics import moses_metrics
-        from graphdiff.metrics.nspdk import nspdk_mmd
+        from graphdiff.metrics.nspdk import NSPDK_FEATURES, nspdk_mmd
 
         samples = list(generated)
         if not samples:
@@ -601,36 +766,43 @@ class MoleculeEvaluator:
         metrics = self._metrics_for(samples)
         wanted = set(metrics)
         n = len(samples)
-        parsed = parallel_map(_parse_quietly, samples, n_jobs=self.n_jobs, min_items_per_job=500)
-        valid = [p for p in parsed if p.valid is not None]
+        stability = bool(wanted & {"atom_stability", "mol_stability"})
+        scored = parallel_map(partial(_score_quietly, stability=stability), samples, n_jobs=self.n_jobs,
+                              min_items_per_job=500)
+        valid = [p for p in scored if p.valid is not None]
         out: dict[str, float] = {}
         out["validity"] = len(valid) / n
-        out["relaxed_validity"] = sum(p.relaxed is not None for p in parsed) / n
-        out["strict_validity"] = sum(p.valid is not None and p.n_fragments == 1 for p in parsed) / n
+        out["relaxed_validity"] = sum(p.relaxed_valid for p in scored) / n
+        out["strict_validity"] = sum(p.valid is not None and p.n_fragments == 1 for p in scored) / n
         pool = (
             [p.smiles for p in valid]
             if self.unique_over == "valid"
-            else [p.relaxed_smiles for p in parsed if p.relaxed_smiles is not None]
+            else [p.relaxed_smiles for p in scored if p.relaxed_smiles is not None]
         )
-        unique = set(pool)
+        unique = list(set(pool))
         out["uniqueness"] = len(unique) / len(pool) if pool else 0.0
         if "novelty" in wanted:
-            train = self.train_set()
-            out["novelty"] = sum(s not in train for s in unique) / len(unique) if unique else 0.0
-        if wanted & {"atom_stability", "mol_stability"}:
-            counts = [atom_stability(p.raw) if p.raw is not None else (0, 0) for p in parsed]
+            novel = np.count_nonzero(~self.train_set().contains(unique))
+            out["novelty"] = int(novel) / len(unique) if unique else 0.0
+        if stability:
+            counts = [p.stability for p in scored]
             n_atoms = sum(c[1] for c in counts)
             out["atom_stability"] = sum(c[0] for c in counts) / n_atoms if n_atoms else 0.0
             out["mol_stability"] = sum(c[1] > 0 and c[0] == c[1] for c in counts) / n
-        valid_mols = [p.valid for p in valid]
+        valid_mols = MolBinaries([p.valid for p in valid])
         valid_smiles = [p.smiles for p in valid]
+        del scored, valid
         if "fcd" in wanted:
             enough = len(valid_smiles) >= 2
             out["fcd"] = fcd_score(valid_smiles, self.fcd_reference(), self.device) if enough else float("nan")
         if "nspdk" in wanted:
             log.info("NSPDK of %d molecules", len(valid_mols))
-            graphs = [mol_to_nx(m) for m in valid_mols if m.GetNumAtoms() > 0]
-            out["nspdk"] = nspdk_mmd(self.nspdk_reference(), graphs, n_jobs=self.n_jobs) if graphs else float("nan")
+            reference = self.nspdk_reference()
+            total, count = np.zeros(NSPDK_FEATURES), 0
+            workers = resolve_n_jobs(self.n_jobs, len(valid_mols), NSPDK_MIN_ITEMS)
+            for start in range(0, len(valid_mols), SAMPLE_CHUNK):  # the row sum of all, in molecule order
+                count += _add_nspdk_features(total, valid_mols[start : start + SAMPLE_CHUNK], workers)
+            out["nspdk"] = nspdk_mmd(reference, sp.csr_matrix((total / count)[None, :])) if count else float("nan")
         moses_wanted = [k for k in _MOSES_KEYS if k in wanted]
         if moses_wanted:
             log.info("MOSES metrics (%s) of %d molecules", ", ".join(moses_wanted), len(valid_mols))

@@ -159,15 +159,19 @@ def load_filters(filters_dir: str | None = None) -> MolecularFilters:
 # ----------------------------------------------------------------------------- fingerprints
 
 
+#: Bits of the Morgan fingerprints.
+_FP_BITS = 1024
+
+
 @lru_cache(maxsize=1)
 def _morgan_generator() -> Any:
-    return rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)
+    return rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=_FP_BITS)
 
 
 def morgan_fingerprints(mols: Sequence[Chem.Mol]) -> np.ndarray:
     """Morgan fingerprints (radius 2, 1024 bits) as a ``[n, 1024]`` uint8 matrix."""
     generator = _morgan_generator()
-    out = np.zeros((len(mols), 1024), dtype=np.uint8)
+    out = np.zeros((len(mols), _FP_BITS), dtype=np.uint8)
     for i, mol in enumerate(progress(mols, desc="Morgan fingerprints", unit="mol")):
         out[i] = generator.GetFingerprintAsNumPy(mol)
     return out
@@ -209,7 +213,8 @@ def _row_chunk(n_cols: int) -> int:
 
 
 def similarity_to_nearest_neighbour(
-    gen_fps: np.ndarray, ref_fps: np.ndarray, block: int = _BLOCK, row_chunk: int | None = None
+    gen_fps: np.ndarray, ref_fps: np.ndarray, block: int = _BLOCK, row_chunk: int | None = None,
+    packed: bool = False,
 ) -> float:
     """SNN: mean over generated molecules of the maximum Tanimoto similarity to the reference set.
 
@@ -217,9 +222,11 @@ def similarity_to_nearest_neighbour(
     ``[row_chunk, block]`` tiles (at most :data:`PAIR_BLOCK` values), never as the ``[n_gen, n_ref]`` matrix.
 
     Args:
-        gen_fps: ``[n_gen, d]`` 0/1 fingerprints; ref_fps: ``[n_ref, d]`` 0/1 fingerprints.
+        gen_fps: ``[n_gen, d]`` 0/1 fingerprints; ref_fps: ``[n_ref, d]`` 0/1 fingerprints, or with ``packed``
+            ``[n_ref, d / 8]`` bit-packed ones (``np.packbits(axis=1)``), unpacked one block at a time.
         block: reference rows per tile.
         row_chunk: generated rows per tile (default: ``PAIR_BLOCK // block``).
+        packed: whether ``ref_fps`` is bit-packed.
     """
     row_chunk = row_chunk or _row_chunk(block)
     gen32, gen_bits = gen_fps.astype(np.float32), _bit_counts(gen_fps)
@@ -227,6 +234,7 @@ def similarity_to_nearest_neighbour(
     starts = range(0, len(ref_fps), block)
     for start in progress(starts, desc=f"SNN ({len(gen_fps)} x {len(ref_fps)})", unit="block"):
         ref = ref_fps[start : start + block]
+        ref = np.unpackbits(ref, axis=1, count=gen_fps.shape[1]) if packed else ref
         ref32, ref_bits = ref.astype(np.float32), _bit_counts(ref)
         for row in range(0, len(gen_fps), row_chunk):
             rows = slice(row, row + row_chunk)
@@ -355,18 +363,19 @@ def _property_row(mol: Chem.Mol) -> dict[str, float]:
 
 
 def _properties(mols: Sequence[Chem.Mol], names: Sequence[str], n_jobs: int | None) -> dict[str, np.ndarray]:
-    rows = parallel_map(_property_row, list(mols), n_jobs=n_jobs, min_items_per_job=2000)
+    rows = parallel_map(_property_row, mols, n_jobs=n_jobs, min_items_per_job=2000)
     return {name: np.array([row[name] for row in rows], dtype=np.float64) for name in names}
 
 
 class ReferenceStatistics:
     """Statistics of the reference molecules, each computed once when first needed and then kept.
 
-    ``fingerprints`` ``[n, 1024]`` uint8, ``fragments`` / ``scaffolds`` counts, ``properties`` ``{name: [n]}``.
-    Missing statistics are computed together in one pass over the molecules, chunk by chunk, so that a caller
-    can parse the reference chunk by chunk instead of holding it (an RDKit molecule takes ~28 KiB: 5 GB for the
-    176k MOSES test molecules). With ``cache_dir`` each statistic is also written there (fingerprints
-    bit-packed, ``[n, 128]``) and read back by later runs, which then never build the reference molecules.
+    ``fingerprints`` ``[n, 1024]`` uint8 (kept bit-packed, ``[n, 128]``: 22 MB instead of 180 MB for the 176k
+    MOSES test molecules), ``fragments`` / ``scaffolds`` counts, ``properties`` ``{name: [n]}``. Missing
+    statistics are computed together in one pass over the molecules, chunk by chunk, so that a caller can parse
+    the reference chunk by chunk instead of holding it (an RDKit molecule takes ~28 KiB: 5 GB for the 176k MOSES
+    test molecules). With ``cache_dir`` each statistic is also written there and read back by later runs, which
+    then never build the reference molecules.
 
     Args:
         mols: sanitised reference molecules, or a function returning an iterable of chunks of them (called
@@ -412,7 +421,7 @@ class ReferenceStatistics:
 
     def _compute(self, key: str, mols: Sequence[Chem.Mol]) -> Any:
         if key == "fps":
-            return morgan_fingerprints(mols)
+            return np.packbits(morgan_fingerprints(mols), axis=1)
         if key == "frag":
             return fragment_counts(mols)
         if key == "scaf":
@@ -424,6 +433,11 @@ class ReferenceStatistics:
         return self._cache[key]
 
     def fingerprints(self) -> np.ndarray:
+        """``[n, 1024]`` uint8 0/1 Morgan fingerprints (unpacked on each call)."""
+        return np.unpackbits(self._get("fps"), axis=1)
+
+    def packed_fingerprints(self) -> np.ndarray:
+        """``[n, 128]`` uint8: :meth:`fingerprints` bit-packed (``np.packbits(axis=1)``), as kept."""
         return self._get("fps")
 
     def fragments(self) -> Counter[str]:
@@ -457,7 +471,7 @@ def _combine(key: str, parts: list[Any]) -> Any:
 def _save_statistic(key: str, value: Any, path: Path) -> None:
     with atomic_write(path, "wb") as handle:
         if key == "fps":
-            np.save(handle, np.packbits(value, axis=1), allow_pickle=False)  # 8x smaller than 0/1 bytes
+            np.save(handle, value, allow_pickle=False)  # bit-packed: 8x smaller than 0/1 bytes
         elif key == "props":
             np.savez(handle, **value)
         else:
@@ -466,7 +480,11 @@ def _save_statistic(key: str, value: Any, path: Path) -> None:
 
 def _load_statistic(key: str, path: Path) -> Any:
     if key == "fps":
-        return np.unpackbits(np.load(path, allow_pickle=False), axis=1)
+        packed = np.load(path, allow_pickle=False)
+        if packed.ndim != 2 or packed.shape[1] != _FP_BITS // 8 or packed.dtype != np.uint8:
+            raise ValueError(f"expected [n, {_FP_BITS // 8}] uint8 packed fingerprints, got {packed.dtype} "
+                             f"{list(packed.shape)}")
+        return packed
     if key == "props":
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
@@ -483,16 +501,17 @@ def moses_metrics(
     """MOSES-style metrics of valid generated molecules against reference statistics.
 
     Args:
-        mols: sanitised generated molecules (duplicates included, as MOSES).
+        mols: sanitised generated molecules (duplicates included, as MOSES). A sequence is read as it is, so a lazy
+            one (:class:`graphdiff.metrics.molecules.MolBinaries`) never holds more than a few molecules at once.
         reference: statistics of the reference set (needed for all but ``filters`` and ``intdiv*``).
         metrics: which to compute.
         filters_dir: see :func:`load_filters`.
-        n_jobs: worker processes for property values.
+        n_jobs: worker processes for property values and filters.
 
     Returns:
         ``{metric: value}`` (``nan`` where the set is empty); with ``filters`` also ``filters_source``.
     """
-    mols = list(mols)
+    mols = mols if isinstance(mols, Sequence) else list(mols)
     out: dict[str, Any] = {}
     if not mols:
         return {m: float("nan") for m in metrics}
@@ -511,7 +530,7 @@ def moses_metrics(
             out["filters"] = float(np.mean(flags))
             out["filters_source"] = load_filters(filters_dir).source
         elif name == "snn":
-            out["snn"] = similarity_to_nearest_neighbour(fps, reference.fingerprints())
+            out["snn"] = similarity_to_nearest_neighbour(fps, reference.packed_fingerprints(), packed=True)
         elif name == "frag":
             out["frag"] = cosine_similarity_counts(reference.fragments(), fragment_counts(mols))
         elif name == "scaf":

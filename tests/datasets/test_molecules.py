@@ -17,10 +17,10 @@ import torch
 from rdkit import Chem
 
 from graphdiff.chem import AtomVocabulary, BondVocabulary, canonical_smiles, graph_to_mol, mol_to_graph
-from graphdiff.datasets import molecule_parsing
+from graphdiff.datasets import cache, molecule_parsing
 from graphdiff.datasets.molecule_parsing import parse_smiles
 from graphdiff.datasets.molecule_sets import MOSES_FILES
-from graphdiff.datasets.registry import load_dataset
+from graphdiff.datasets.registry import load_dataset, load_split_smiles
 from graphdiff.datasets.smiles_files import read_smiles_records
 from graphdiff.datasets.splits import qm9_split
 from graphdiff.datasets.user_files import load_smiles_file
@@ -416,3 +416,38 @@ def test_guacamol_download_is_checked_against_the_published_md5(data_root: Path,
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"CCO\n"))
     with pytest.raises(DataError, match="MD5 .* expected 05ad85d871958a05c02ab51a4fde8530"):
         load_dataset("guacamol")
+
+
+def test_split_smiles_and_evaluation_read_no_graphs(data_root: Path, tmp_path: Path, monkeypatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """``load_split_smiles`` (what ``graphdiff evaluate --reference DATASET:split`` reads for molecules) takes the
+    SMILES from the cache without its graphs; without a usable cache it loads (builds) the dataset."""
+    from graphdiff.evaluation import evaluate_files
+
+    monkeypatch.setenv("GRAPHDIFF_DATA_DIR", str(tmp_path / "nothing"))
+    raw = data_root / "guacamol" / "raw"
+    write(raw / "guacamol_v1_train.smiles", "CCO\nc1ccncc1\nCCBr\n")
+    write(raw / "guacamol_v1_valid.smiles", "CC[O-]\n")
+    write(raw / "guacamol_v1_test.smiles", "CCN\nCCI\n")
+    expected = {"test": ["CCN", "CCI"], "train": ["CCO", "c1ccncc1", "CCBr"]}
+    assert load_split_smiles("guacamol", ["test", "train"]) == expected  # no cache yet: built
+
+    def no_graphs(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("graphs.pt must not be read")
+
+    with monkeypatch.context() as m:
+        m.setattr(cache, "_read_graphs", no_graphs)
+        assert load_split_smiles("guacamol", ["test", "train"]) == expected
+        samples = write(tmp_path / "samples.smi", "CCO\nCCN\nC1CC\nCCCl\n")
+        scores = evaluate_files(samples, "guacamol:test", metrics=["validity", "uniqueness", "novelty"])
+        assert scores == {"validity": 0.75, "uniqueness": 1.0, "novelty": 2 / 3}
+        with pytest.raises(ConfigError, match="no split 'nope'"):
+            load_split_smiles("guacamol", ["nope"])
+        with pytest.raises(ConfigError, match="holds graphs"):
+            load_split_smiles("comm20", ["test"])
+    # A damaged or differently built cache is not read: the dataset is loaded (and rebuilt) instead.
+    smiles_file = data_root / "guacamol" / "processed" / "smiles.json"
+    smiles_file.write_text(smiles_file.read_text()[:10])
+    assert load_split_smiles("guacamol", ["test", "train"]) == expected
+    assert "damaged" in caplog.text
+    assert load_split_smiles("guacamol", ["test"], limit=1) == {"test": ["CCN"]}

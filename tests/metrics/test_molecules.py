@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 from collections import OrderedDict
 from pathlib import Path
 
@@ -9,13 +11,18 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from graphdiff.metrics import molecules, moses_metrics
+from graphdiff.chem import canonical_smiles
+from graphdiff.metrics import molecules, moses_metrics, nspdk
+from graphdiff.metrics.graph_stats import parallel_map
 from graphdiff.metrics.molecules import (
+    MolBinaries,
     MoleculeEvaluator,
+    SmilesSet,
     atom_stability,
     build_molecule_with_partial_charges,
     fcd_score,
     mol_from_graph,
+    mol_to_nx,
     parse_molecule,
 )
 
@@ -162,6 +169,8 @@ def test_damaged_reference_statistics_are_recomputed(monkeypatch: pytest.MonkeyP
     assert {p.name for p in files} >= {"canonical_smiles.json", "fingerprints.npy", "scaffolds.json"}
     for path in files:  # truncated writes, disk errors: every file is damaged
         path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+    (canonical,) = [p for p in files if p.name == "canonical_smiles.json"]
+    canonical.write_text(json.dumps({"CCO": 1}))  # readable JSON, but not a list of SMILES
     monkeypatch.setattr(molecules, "_SHARED", OrderedDict())
     again = MoleculeEvaluator(train, test, metrics=metrics, n_jobs=1, persist=True)(generated)
     assert again == first
@@ -188,3 +197,75 @@ def test_explicit_hydrogens_are_folded_before_uniqueness_and_novelty() -> None:
     assert scores["validity"] == 1.0
     assert scores["uniqueness"] == pytest.approx(2 / 3)
     assert scores["novelty"] == pytest.approx(1 / 2)  # of the 2 distinct molecules only benzene is new
+
+
+def _length_hashes(strings: list[str]) -> np.ndarray:
+    return np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+
+
+@pytest.mark.parametrize("hashes", ["python", "all_equal", "by_length"])
+def test_smiles_set_is_exact_when_hashes_collide(monkeypatch: pytest.MonkeyPatch, hashes: str) -> None:
+    """Membership is confirmed on the strings: colliding hashes (forced here) never make a non-member a member."""
+    if hashes == "all_equal":
+        monkeypatch.setattr(molecules, "_str_hashes", lambda strings: np.zeros(len(strings), dtype=np.int64))
+    elif hashes == "by_length":
+        monkeypatch.setattr(molecules, "_str_hashes", _length_hashes)
+    members = ["CCO", "CCN", "c1ccccc1", "CC(=O)O", "OCC", "CCO"]  # a duplicate
+    found = SmilesSet(members)
+    assert len(found) == 5 and sorted(found) == sorted(set(members))
+    queries = ["CCO", "CCC", "NCC", "c1ccccc1", "", "CC(=O)O", "CC(=O)N", "OCC"]  # CCC, NCC: CCO's length
+    assert found.contains(queries).tolist() == [q in set(members) for q in queries]
+    assert ("CCC" in found, "OCC" in found, 3 in found) == (False, True, False)
+    assert found.contains([]).tolist() == []
+    again = pickle.loads(pickle.dumps(found))
+    assert again.contains(queries).tolist() == found.contains(queries).tolist()
+
+
+def test_novelty_is_exact_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(molecules, "_str_hashes", lambda strings: np.zeros(len(strings), dtype=np.int64))
+    train = ["CCO", "CCN", "c1ccccc1", "CC(=O)O"]
+    generated = ["OCC", "CCC", "c1ccccc1", "CCCl", "NCC", "CCO"]
+    out = MoleculeEvaluator(train, metrics=["uniqueness", "novelty"], n_jobs=1)(generated)
+    assert out == {"uniqueness": 5 / 6, "novelty": 2 / 5}  # distinct: CCO, CCC, benzene, CCCl, CCN; new: CCC, CCCl
+
+
+def test_mol_binaries_are_the_molecules() -> None:
+    mols = [Chem.MolFromSmiles(s) for s in ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC"]]
+    lazy = MolBinaries([m.ToBinary() for m in mols])
+    assert len(lazy) == 4 and isinstance(lazy[1:3], MolBinaries) and len(lazy[1:3]) == 2
+    expected = [Chem.MolToSmiles(m) for m in mols]
+    assert [Chem.MolToSmiles(m) for m in lazy] == expected == [Chem.MolToSmiles(lazy[i]) for i in range(4)]
+    assert [Chem.MolToSmiles(m) for m in pickle.loads(pickle.dumps(lazy[2:]))] == expected[2:]
+    # Workers get slices of binaries and build the molecules themselves.
+    assert parallel_map(canonical_smiles, lazy, n_jobs=2, min_items_per_job=1) == [canonical_smiles(m) for m in mols]
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_lean_evaluation_equals_the_whole_list_computation(monkeypatch: pytest.MonkeyPatch, n_jobs: int) -> None:
+    """Samples kept as binaries, NSPDK features summed a few molecules at a time, the training set as hashes:
+    every value equals (==) the computation on Python sets and lists of all the molecules at once."""
+    monkeypatch.setattr(molecules, "SAMPLE_CHUNK", 3)
+    monkeypatch.setattr(molecules, "REFERENCE_CHUNK", 2)
+    train = ["CCO", "c1ccccc1", "CC(=O)O", "CCN(CC)CC", "OC1CCCC1"]
+    test = ["CCO", "c1ccc2ccccc2c1", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "OCC(O)CO", "Clc1ccccc1", "C1CCNCC1"]
+    generated = ["OCC", "Cc1ccc2ccccc2c1", "CCCC", None, "C1CC", "CC(=O)Nc1ccc(N)cc1", "CCO.C", "c1ccccc1",
+                 "OC1CCCC1", "CCOC(=O)C", "Fc1ccccc1"]
+    metrics = ["validity", "uniqueness", "novelty", "nspdk", *molecules._MOSES_KEYS]
+    got = MoleculeEvaluator(train, test, metrics=metrics, n_jobs=n_jobs, persist=False)(generated)
+
+    valid = [p for p in map(parse_molecule, generated) if p.valid is not None]
+    valid_mols = [p.valid for p in valid]
+    unique = {p.smiles for p in valid}
+    train_set = {canonical_smiles(s) for s in train}
+    reference = [Chem.MolFromSmiles(s) for s in test]
+    reference_mean = nspdk.nspdk_mean([mol_to_nx(m) for m in reference[i : i + 2]] for i in range(0, len(test), 2))
+    expected = {
+        "validity": len(valid) / len(generated),
+        "uniqueness": len(unique) / len(valid),
+        "novelty": sum(s not in train_set for s in unique) / len(unique),
+        "nspdk": nspdk.nspdk_mmd(reference_mean, [mol_to_nx(m) for m in valid_mols]),
+        **moses_metrics.moses_metrics(valid_mols, moses_metrics.ReferenceStatistics(reference, n_jobs=1),
+                                      molecules._MOSES_KEYS, n_jobs=1),
+    }
+    assert got == expected
+    assert abs(MoleculeEvaluator(None, test).nspdk_reference() - reference_mean).max() == 0.0

@@ -10,6 +10,7 @@ import pytest
 from rdkit import Chem
 
 from graphdiff.errors import DataError
+from graphdiff.metrics import moses_metrics as moses_metrics_module
 from graphdiff.metrics.moses_metrics import (
     ReferenceStatistics,
     cosine_similarity_counts,
@@ -117,6 +118,8 @@ def test_snn_tiles_equal_dense(n_gen: int, n_ref: int, block: int, row_chunk: in
     assert np.array_equal(tanimoto_matrix(gen, ref), dense)
     tiled = similarity_to_nearest_neighbour(gen, ref, block=block, row_chunk=row_chunk)
     assert tiled == float(dense.max(1).mean())  # exactly: the max does not depend on the tiling
+    packed = np.packbits(ref, axis=1)  # as ReferenceStatistics keeps them
+    assert similarity_to_nearest_neighbour(gen, packed, block=block, row_chunk=row_chunk, packed=True) == tiled
 
 
 @pytest.mark.parametrize(("n", "block", "row_chunk"), [(23, 7, 5), (16, 4, 16), (30, 64, 7), (5, 2, 1)])
@@ -145,6 +148,8 @@ def test_reference_statistics_stored_and_read_back(tmp_path: Path) -> None:
 
     again = ReferenceStatistics(no_molecules, cache_dir=tmp_path)
     assert np.array_equal(again.fingerprints(), values[0]) and again.fingerprints().dtype == np.uint8
+    assert np.array_equal(again.packed_fingerprints(), np.packbits(values[0], axis=1))
+    assert np.array_equal(values[0], moses_metrics_module.morgan_fingerprints(mols))
     assert again.fragments() == values[1] and again.scaffolds() == values[2]
     assert again.properties().keys() == values[3].keys()
     assert all(np.array_equal(again.properties()[k], v) for k, v in values[3].items())

@@ -196,27 +196,36 @@ class MilestoneCheckpoints(pl.Callback):
     def _save(self, trainer: pl.Trainer, minutes: float, elapsed: float) -> None:
         path = self.directory / f"{minutes:g}min.ckpt"
         trainer.save_checkpoint(path, weights_only=True)
+        report.atomic_write_text(path.with_suffix(".json"), json.dumps({"train_s": elapsed}))  # for --evaluate-only
         self.saved.append((minutes, path, elapsed, trainer.global_step, trainer.current_epoch))
 
 
 def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: list[int | None], out_dir: Path,
                        recipe: str = "small", milestones: list[float] | None = None, seed: int = 0,
                        precision: str = "32-true", conditions: list[str] | None = None,
-                       guidance: list[float] | None = None) -> list[dict[str, Any]]:
+                       guidance: list[float] | None = None, draws: int = 1,
+                       evaluate_only: bool = False) -> list[dict[str, Any]]:
     """Train ``name`` for ``minutes`` (the weights saved at each of ``milestones`` minutes, default the end), then
     sample and evaluate each saved model with each number of ``sample_steps``: one row each.
 
     With ``conditions`` the model is conditional: every saved model samples for ``samples`` target rows drawn from
     the test split's property values, once per classifier-free guidance scale of ``guidance`` (0 is the same
-    network unconditional: the baseline), and each row adds the error of each property to its target."""
+    network unconditional: the baseline), and each row adds the error of each property to its target.
+
+    With ``draws > 1`` each row is the mean over that many sample sets (seeds ``seed..seed + draws - 1``) and
+    ``metrics_std`` their standard deviation, as the floor's ``--floor-draws``. With ``evaluate_only`` nothing is
+    trained: the milestone checkpoints an earlier run saved in ``out_dir / name`` are evaluated."""
     from graphdiff.callbacks import EMA
-    from graphdiff.evaluation import evaluate_generated
 
     pl.seed_everything(seed, workers=True)
     dm, model, size = build(name, recipe, conditions=conditions)
     if precision != "32-true":
         size += f", {precision}"
-    saver = MilestoneCheckpoints([m for m in (milestones or []) if m < minutes] + [minutes], out_dir / name)
+    budgets = [m for m in (milestones or []) if m < minutes] + [minutes]
+    if evaluate_only:
+        return evaluate_saved(name, model, dm, size, saved_checkpoints(out_dir / name, budgets), samples,
+                              sample_steps, seed, conditions, guidance, draws)
+    saver = MilestoneCheckpoints(budgets, out_dir / name)
     settings = trainer_settings(name, recipe)
     averaging = [EMA(decay=settings["ema_decay"])] if settings["ema_decay"] else []
     trainer = pl.Trainer(
@@ -225,32 +234,66 @@ def train_and_evaluate(name: str, minutes: float, samples: int, sample_steps: li
         limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=settings["gradient_clip_val"],
         precision=precision, default_root_dir=str(out_dir / name), callbacks=[*averaging, saver],
     )
+    trainer.fit(model, dm)
+    trainer.save_checkpoint(out_dir / name / "last.ckpt")  # for `graphdiff sample / search` on the trained model
+    return evaluate_saved(name, model, dm, size, saver.saved, samples, sample_steps, seed, conditions, guidance,
+                          draws)
+
+
+def saved_checkpoints(directory: Path, budgets: list[float]) -> list[tuple[float, Path, float | None, int, int]]:
+    """``(minutes, path, seconds trained or None, optimiser steps, epochs)`` of the ``<m>min.ckpt`` files an earlier
+    run saved in ``directory`` for ``budgets`` (as :class:`MilestoneCheckpoints` lists them)."""
+    saved = []
+    for minutes in budgets:
+        path = directory / f"{minutes:g}min.ckpt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint of a {minutes:g}-minute run to evaluate")
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+        side = path.with_suffix(".json")
+        train_s = json.loads(side.read_text()).get("train_s") if side.is_file() else None
+        saved.append((minutes, path, train_s, int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", 0))))
+    return saved
+
+
+def evaluate_saved(name: str, model: Any, dm: Any, size: str,
+                   saved: list[tuple[float, Path, float | None, int, int]], samples: int,
+                   sample_steps: list[int | None], seed: int = 0, conditions: list[str] | None = None,
+                   guidance: list[float] | None = None, draws: int = 1) -> list[dict[str, Any]]:
+    """One row per saved checkpoint, number of sampling steps and guidance scale (see :func:`train_and_evaluate`)."""
+    import numpy as np
+
+    from graphdiff.evaluation import evaluate_generated
+
     targets, target_rows = None, []
     if conditions:
         targets = condition_targets(dm, conditions, samples, seed)
         target_rows = [dict(zip(conditions, r.tolist(), strict=True)) for r in targets]
-    trainer.fit(model, dm)
-    trainer.save_checkpoint(out_dir / name / "last.ckpt")  # for `graphdiff sample / search` on the trained model
     rows = []
-    for budget, path, train_s, global_step, epochs in saver.saved:
+    for budget, path, train_s, global_step, epochs in saved:
         model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu")["state_dict"])
         model.eval()
         for steps in sample_steps:
             for scale in (guidance or [None]) if conditions else [None]:
-                t0 = time.perf_counter()
-                graphs = model.generate(samples, steps=steps, seed=seed, condition=targets,
-                                        guidance=scale if conditions else None)
-                sample_s = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
-                                             metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
-                if conditions:
-                    metrics.update(_condition_errors(graphs, model.info, target_rows))
-                eval_s = time.perf_counter() - t0
+                runs, sample_s, eval_s = [], 0.0, 0.0
+                for draw in range(draws):
+                    t0 = time.perf_counter()
+                    graphs = model.generate(samples, steps=steps, seed=seed + draw, condition=targets,
+                                            guidance=scale if conditions else None)
+                    sample_s += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    metrics = evaluate_generated(graphs, model.info, dm.data, reference_split="test",
+                                                 metrics=MOLECULE_METRICS if model.info.kind == "molecule" else None)
+                    if conditions:
+                        metrics.update(_condition_errors(graphs, model.info, target_rows))
+                    eval_s += time.perf_counter() - t0
+                    runs.append({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
                 row = {"name": name, "model": size, "minutes": budget, "train_s": train_s,
                        "steps": global_step, "epochs": epochs, "samples": len(graphs),
-                       "sample_steps": steps, "sample_s": sample_s, "eval_s": eval_s,
-                       "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}}
+                       "sample_steps": steps, "sample_s": sample_s / draws, "eval_s": eval_s / draws,
+                       "metrics": {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}}
+                if draws > 1:
+                    row["draws"] = draws
+                    row["metrics_std"] = {k: float(np.std([r[k] for r in runs])) for k in runs[0]}
                 if conditions:
                     row["guidance"] = scale if scale is not None else 1.0
                 rows.append(row)
@@ -335,9 +378,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         if "error" in r:
             lines.append(f"| {r['name']} | – | {r['minutes']} min | – | – | failed: {r['error']} | – | {_run(r)} |")
             continue
-        metrics = ", ".join(f"{k} {100 * v:.1f}" if k in ("validity", "relaxed_validity", "uniqueness", "novelty",
-                                                         "valid", "unique", "novel", "unique_novel", "vun")
-                            else f"{k} {v:.4g}" for k, v in r["metrics"].items())
+        metrics = ", ".join(f"{k} {_value(k, v)}" for k, v in r["metrics"].items())
         published = ", ".join(f"{k} {v}" for k, v in PUBLISHED.get(r["name"], {}).items()) or "–"
         if r["model"].startswith(FLOOR_MODEL):
             if "metrics_std" in r:
@@ -346,8 +387,14 @@ def render(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['name']} | {r['model']} | – | – | {r['samples']} training graphs | {metrics} | – | "
                          f"{_run(r)} |")
             continue
-        lines.append(f"| {r['name']} | {r['model']} | {r['minutes']} min ({r['train_s']:.0f} s) | {r['steps']} "
-                     f"({r['epochs']} epochs) | {r['samples']} ({r['sample_steps'] or 'T'}, {r['sample_s']:.0f} s"
+        if "metrics_std" in r:
+            metrics = ", ".join(f"{k} {_value(k, v)} ± {_value(k, r['metrics_std'][k])}"
+                                for k, v in r["metrics"].items())
+        trained = f" ({r['train_s']:.0f} s)" if r.get("train_s") is not None else ""
+        draws = f" × {r['draws']} draws" if r.get("draws", 1) > 1 else ""
+        lines.append(f"| {r['name']} | {r['model']} | {r['minutes']} min{trained} | {r['steps']} "
+                     f"({r['epochs']} epochs) | {r['samples']}{draws} ({r['sample_steps'] or 'T'}, "
+                     f"{r['sample_s']:.0f} s"
                      f"{_guidance(r)}) | "
                      f"{metrics} | {published} | {_run(r)} |")
     runs = sorted({(r.get("command", "?"), r.get("machine", "?")) for r in rows})
@@ -401,6 +448,14 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
     fig.tight_layout()
     report.save_figure(fig, path)
     return datasets
+
+
+def _value(metric: str, value: float) -> str:
+    """A fraction in percent, anything else (MMDs, errors) with four significant digits."""
+    if metric in ("validity", "relaxed_validity", "uniqueness", "novelty", "valid", "unique", "novel",
+                  "unique_novel", "vun"):
+        return f"{100 * value:.1f}"
+    return f"{value:.4g}"
 
 
 def _guidance(row: dict[str, Any]) -> str:
@@ -468,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 2.0],
                         help="classifier-free guidance scales sampled with --conditions (0: the unconditional "
                              "baseline)")
+    parser.add_argument("--sample-draws", type=int, default=1,
+                        help="sample this many sets per row (seeds 0..K-1) and report their mean and spread")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="train nothing: evaluate the <minutes>min.ckpt checkpoints an earlier run of the same "
+                             "command saved in --output-dir")
     parser.add_argument("--output-dir", default="outputs/quality")
     parser.add_argument("--doc", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"))
     parser.add_argument("--curves", default=str(CURVES), help="PNG of quality against training minutes")
@@ -484,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         dataset = name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
         samples = args.samples or (1000 if dataset == "qm9" else len(setups.load(dataset).split("test")))
-        print(f"[{name}] training {args.minutes} min, then {samples} samples", flush=True)
+        what = f"the {args.minutes:g}-minute checkpoints" if args.evaluate_only else f"training {args.minutes} min"
+        print(f"[{name}] {what}, then {samples} samples x {args.sample_draws}", flush=True)
         try:
             wants_floor = (args.floor or args.floor_only) and not name.startswith(("gdss_", "flow_"))
             new = [train_test_floor(dataset, samples, draws=args.floor_draws)] if wants_floor else []
@@ -492,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                 recipe = "published" if args.published_sizes else args.recipe
                 new += train_and_evaluate(name, args.minutes, samples, args.sample_steps, Path(args.output_dir),
                                           recipe, args.milestones, precision=args.precision,
-                                          conditions=args.conditions, guidance=args.guidance)
+                                          conditions=args.conditions, guidance=args.guidance,
+                                          draws=args.sample_draws, evaluate_only=args.evaluate_only)
         except Exception as exc:  # noqa: BLE001 — report and go on with the other datasets
             new = [{"name": name, "minutes": args.minutes, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
         for row in new:

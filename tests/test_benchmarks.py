@@ -160,6 +160,43 @@ def test_milestone_checkpoints_save_once_per_milestone_and_the_rest_at_the_end(t
     assert [(m, s, step) for m, _, s, step, _ in callback.saved] == [(1, 61, 2), (2.5, 200, 3), (10, 450, 4)]
 
 
+def test_evaluate_only_reads_the_saved_milestones_and_draws_average(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import quality
+
+    trainer = SimpleNamespace(global_step=7, current_epoch=3,
+                              save_checkpoint=lambda path, weights_only: torch.save(
+                                  {"state_dict": {"w": torch.tensor([1.0])}, "global_step": 7, "epoch": 3}, path))
+    saver = quality.MilestoneCheckpoints([1, 2], tmp_path)
+    saver._save(trainer, 1, 65.0)
+    saver._save(trainer, 2, 130.0)
+    saved = quality.saved_checkpoints(tmp_path, [1, 2])
+    assert [(m, p.name, s, step, ep) for m, p, s, step, ep in saved] == [
+        (1, "1min.ckpt", 65.0, 7, 3), (2, "2min.ckpt", 130.0, 7, 3)]
+    with pytest.raises(FileNotFoundError, match="5min.ckpt"):
+        quality.saved_checkpoints(tmp_path, [5])
+
+    class Model(torch.nn.Module):  # each seed's samples score seed + 1: the draws' mean and spread are known
+        info = SimpleNamespace(kind="graph")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def generate(self, n, steps, seed, condition, guidance):
+            return [seed + 1.0] * n
+
+    import graphdiff.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "evaluate_generated", lambda graphs, *a, **k: {"degree": graphs[0]})
+    (row,) = quality.evaluate_saved("comm20", Model(), SimpleNamespace(data=None), "m", saved[:1], 4, [None], draws=3)
+    assert row["metrics"]["degree"] == pytest.approx(2.0) and row["draws"] == 3
+    assert row["metrics_std"]["degree"] == pytest.approx((2 / 3) ** 0.5) and row["train_s"] == 65.0
+    table = quality.render([{**row, "command": "c", "machine": "m", "date": "d"}])
+    assert "4 × 3 draws" in table and "degree 2 ± 0.8165" in table and "1 min (65 s)" in table
+
+
 def test_rerun_command_leaves_out_where_results_go(monkeypatch):
     from benchmarks import quality
 

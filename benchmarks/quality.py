@@ -366,7 +366,11 @@ def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> lis
                 _threads(row))
 
     merged = {key(r): r for r in previous}
-    merged.update({key(r): r for r in new})
+    for row in new:
+        old = merged.get(key(row), {})
+        if row.get("train_s") is None and old.get("train_s") is not None and old.get("steps") == row.get("steps"):
+            row = {**row, "train_s": old["train_s"]}  # the same weights evaluated again (--evaluate-only)
+        merged[key(row)] = row
     return sorted(merged.values(), key=lambda r: (r["name"], float(r["minutes"]), r.get("sample_steps") or 0,
                                                   r.get("guidance") or 0))
 

@@ -195,6 +195,9 @@ def test_evaluate_only_reads_the_saved_milestones_and_draws_average(tmp_path, mo
     assert row["metrics_std"]["degree"] == pytest.approx((2 / 3) ** 0.5) and row["train_s"] == 65.0
     table = quality.render([{**row, "command": "c", "machine": "m", "date": "d"}])
     assert "4 × 3 draws" in table and "degree 2 ± 0.8165" in table and "1 min (65 s)" in table
+    again = {**row, "train_s": None, "minutes": 1.0}  # evaluated again later: keeps the seconds it was trained
+    assert quality.merge_rows([row], [again])[0]["train_s"] == 65.0
+    assert quality.merge_rows([row], [{**again, "steps": 8}])[0]["train_s"] is None
 
 
 def test_rerun_command_leaves_out_where_results_go(monkeypatch):

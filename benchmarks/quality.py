@@ -436,7 +436,10 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
     datasets = sorted({k[0].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") for k in lines})
     if not datasets:
         return []
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    # Legends go below the panels (the labels are long): the figure grows with the longest legend.
+    most = max(sum(k[0].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") == d for k in lines)
+               for d in datasets)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4 + 0.22 * most), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         metric = CURVE_METRIC[dataset]
         for (name, model, steps, scale, threads), points in lines.items():
@@ -448,7 +451,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
         ax.set(xlabel="training minutes", ylabel=f"{metric} (%)" if metric in FRACTIONS else f"{metric} MMD²",
                title=dataset)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     report.save_figure(fig, path)
     return datasets

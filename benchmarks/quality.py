@@ -6,6 +6,7 @@
     python -m benchmarks.quality --minutes 1 --datasets comm20 --samples 20    # smoke run
     python -m benchmarks.quality --datasets qm9 flow_qm9 --sample-steps 50 500  # DiGress vs DeFoG, 50 and 500 steps
     python -m benchmarks.quality --datasets pard_qm9 pard_comm20                # PARD (small), its published T
+    python -m benchmarks.quality --datasets flow_qm9 --recipe wide4-anneal --sample-steps 50  # DeFoG, same recipe
     python -m benchmarks.quality --minutes 120 --milestones 10 30 60 --datasets qm9 --recipe wide4  # a curve
     python -m benchmarks.quality --datasets qm9 --recipe wide4 --precision bf16-mixed   # bfloat16 autocast
     python -m benchmarks.quality --floor-only --datasets comm20 ego_small     # training graphs vs the test split
@@ -76,7 +77,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                      "label": "wide4 (4 layers, dx 256, lr 2e-3 cosine over the budget)"},
     # The faithful DiGress baseline: the shipped configs/discrete/<dataset>.yaml as it is (DiGress's network,
     # AdamW + amsgrad at 2e-4, its batch, dropout, no EMA, no gradient clipping), only the budget changed.
-    "published": {"config": "discrete", "label": "DiGress's configs/discrete/{dataset}.yaml (as published)"},
+    "published": {"config": True, "label": "DiGress's configs/discrete/{dataset}.yaml (as published)"},
 }
 #: PARD at the size of SMALL_MODEL; its published diffusion settings per dataset (configs/pard/<dataset>.yaml).
 PARD_SMALL_MODEL = {"hidden_dims": 64, "edge_dims": 32, "n_layers": 4, "n_heads": 4}
@@ -104,9 +105,9 @@ def trainer_settings(name: str, recipe: str) -> dict[str, Any]:
     """EMA decay (None: no EMA) and gradient clipping of a row: the published recipe keeps its config's (DiGress
     trains with neither); every other row uses EMA 0.999 and clipping at 1."""
     r = RECIPES.get(recipe, {})
-    if name.startswith(("gdss_", "flow_", "pard_")) or "config" not in r:
+    if name.startswith(("gdss_", "pard_")) or "config" not in r:
         return {"ema_decay": 0.999, "gradient_clip_val": 1.0}
-    config = shipped_config(r["config"], name)
+    config = shipped_config("flow" if name.startswith("flow_") else "discrete", name.removeprefix("flow_"))
     callbacks = config.get("trainer", {}).get("callbacks") or []
     ema = next((c.get("init_args", {}).get("decay", 0.999) for c in callbacks
                 if str(c.get("class_path", "")).endswith("EMA")), None)
@@ -123,13 +124,24 @@ def build(name: str, recipe: str = "small", sample_steps: int | None = None,
     from graphdiff.datasets.datamodule import GraphDataModule
 
     dataset = name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    r = RECIPES[recipe]
     if name.startswith("flow_"):
         from graphdiff.lit import DiscreteFlowModel
 
-        dm = GraphDataModule(dataset, batch_size=BATCH_OF.get(dataset, 32))
-        model = DiscreteFlowModel(dataset_info=dm.dataset_info, model={**SMALL_MODEL, "extra_features": "rrwp"},
-                                  lr=1e-3, sampler=FLOW_SAMPLER.get(dataset, {}))
-        return dm, model, "DeFoG, small (4 layers, dx 64, rrwp)"
+        if "config" in r:  # DeFoG's shipped configs/flow/<dataset>.yaml as it is
+            config = shipped_config("flow", dataset)
+            data = config["data"]
+            dm = GraphDataModule(dataset, batch_size=data["batch_size"], options=data.get("options"))
+            init = {k: v for k, v in config["model"]["init_args"].items() if k not in SDE_EVAL_ARGS}
+            return (dm, DiscreteFlowModel(dataset_info=dm.dataset_info, **init),
+                    f"DeFoG's configs/flow/{dataset}.yaml (as published)")
+        # The DiGress recipe's network and optimiser with DeFoG's RRWP features and sampler settings.
+        dm = GraphDataModule(dataset, batch_size=r.get("batch_size") or BATCH_OF.get(dataset, 32))
+        model = DiscreteFlowModel(dataset_info=dm.dataset_info, model={**r["model"], "extra_features": "rrwp"},
+                                  sampler=FLOW_SAMPLER.get(dataset, {}), **r["training"])
+        return dm, model, "DeFoG, " + r["label"].replace(")", ", rrwp)", 1)
     if name.startswith("pard_"):
         from graphdiff.lit import PardModel
 
@@ -147,11 +159,8 @@ def build(name: str, recipe: str = "small", sample_steps: int | None = None,
         return dm, ScoreSDEModel(dataset_info=dm.dataset_info, **init), "GDSS published"
     from graphdiff.lit import DiscreteDiffusionModel
 
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    r = RECIPES[recipe]
     if "config" in r:
-        config = shipped_config(r["config"], dataset)
+        config = shipped_config("discrete", dataset)
         data = config["data"]
         dm = GraphDataModule(dataset, batch_size=data["batch_size"], options=data.get("options"),
                              conditions=conditions)
@@ -513,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-steps", type=int, nargs="+", default=[None],
                         help="reverse steps, one row each (default: the model's, T for DiGress)")
     parser.add_argument("--recipe", default="small", choices=sorted(RECIPES),
-                        help="DiGress-family model and optimiser settings (see RECIPES)")
+                        help="model and optimiser settings of DiGress and DeFoG rows (see RECIPES)")
     parser.add_argument("--published-sizes", action="store_true", help="same as --recipe published")
     parser.add_argument("--floor", action="store_true",
                         help="also evaluate training graphs against the test split (the floor of each metric)")

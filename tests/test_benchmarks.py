@@ -139,6 +139,29 @@ def test_quality_published_recipe_trains_the_shipped_digress_config(data_root):
     assert quality.trainer_settings("gdss_community_small", "published")["ema_decay"] == 0.999
 
 
+
+def test_quality_flow_rows_take_the_recipe_with_rrwp_or_the_shipped_defog_config():
+    """``flow_<dataset>`` trains DeFoG with the recipe's network and optimiser (RRWP features, DeFoG's sampler
+    settings), or with ``published`` DeFoG's shipped config as it is (no EMA, no clipping)."""
+    from benchmarks import quality
+
+    dm, model, size = quality.build("flow_comm20", recipe="wide4-anneal")
+    recipe = quality.RECIPES["wide4-anneal"]
+    assert size == "DeFoG, wide4 (4 layers, dx 256, lr 2e-3 cosine over the budget, rrwp)"
+    assert dm.batch_size == recipe["batch_size"] and model.hparams.lr == recipe["training"]["lr"]
+    assert model.hparams.lr_schedule == "cosine" and model.hparams.model["extra_features"] == "rrwp"
+    assert model.hparams.model["n_layers"] == 4
+    assert quality.build("flow_comm20")[2] == "DeFoG, small (4 layers, dx 64, rrwp)"  # the rows of earlier runs
+    config = quality.shipped_config("flow", "comm20")
+    dm, model, size = quality.build("flow_comm20", recipe="published")
+    assert size == "DeFoG's configs/flow/comm20.yaml (as published)"
+    assert dm.batch_size == config["data"]["batch_size"]
+    assert model.hparams.model == config["model"]["init_args"]["model"]
+    assert model.hparams.lr == config["model"]["init_args"]["lr"]
+    assert quality.trainer_settings("flow_comm20", "published") == {"ema_decay": None, "gradient_clip_val": None}
+    assert quality.trainer_settings("flow_comm20", "wide4-anneal") == {"ema_decay": 0.999, "gradient_clip_val": 1.0}
+
+
 def test_milestone_checkpoints_save_once_per_milestone_and_the_rest_at_the_end(tmp_path, monkeypatch):
     from types import SimpleNamespace
 

@@ -93,6 +93,11 @@ SDE_EVAL_ARGS = {"eval_every_n_epochs", "eval_samples", "test_samples", "test_fo
 MOLECULE_METRICS = ["validity", "relaxed_validity", "uniqueness", "novelty"]
 
 
+def dataset_of(name: str) -> str:
+    """The dataset of a row name: ``flow_qm9`` -> ``qm9`` (the family prefixes ``gdss_``, ``flow_``, ``pard_``)."""
+    return name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
+
+
 def shipped_config(family: str, dataset: str) -> dict[str, Any]:
     """``configs/<family>/<dataset>.yaml`` as a dict (the published settings graphdiff ships)."""
     path = CONFIGS / family / f"{dataset}.yaml"
@@ -123,7 +128,7 @@ def build(name: str, recipe: str = "small", sample_steps: int | None = None,
     """
     from graphdiff.datasets.datamodule import GraphDataModule
 
-    dataset = name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
+    dataset = dataset_of(name)
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
@@ -435,24 +440,23 @@ def plot_curves(rows: list[dict[str, Any]], path: Path = CURVES) -> list[str]:
 
     lines: dict[tuple[str, str, Any, Any], list[tuple[float, float]]] = {}
     for r in rows:
-        dataset = r["name"].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
+        dataset = dataset_of(r["name"])
         metric = CURVE_METRIC.get(dataset)
         if "error" in r or metric not in r.get("metrics", {}):
             continue
         lines.setdefault((r["name"], r["model"], r.get("sample_steps"), r.get("guidance"), _threads(r)), []).append(
             (float(r["minutes"]), r["metrics"][metric]))
     lines = {k: sorted(v) for k, v in lines.items() if len(v) >= 2}
-    datasets = sorted({k[0].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") for k in lines})
+    datasets = sorted({dataset_of(k[0]) for k in lines})
     if not datasets:
         return []
     # Legends go below the panels (the labels are long): the figure grows with the longest legend.
-    most = max(sum(k[0].removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") == d for k in lines)
-               for d in datasets)
+    most = max(sum(dataset_of(k[0]) == d for k in lines) for d in datasets)
     fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4 + 0.22 * most), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         metric = CURVE_METRIC[dataset]
         for (name, model, steps, scale, threads), points in lines.items():
-            if name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_") == dataset:
+            if dataset_of(name) == dataset:
                 xs, ys = zip(*points)
                 ax.plot(xs, [100 * y if metric in FRACTIONS else y for y in ys], marker="o",
                         label=f"{name}: {model}, {steps or 'T'} steps" + _guidance({"guidance": scale})
@@ -558,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{m['cpu']}, {m['cores']} cores, {threads} thread{'s' * (threads > 1)}, torch {m['torch']}"
     rows = []
     for name in names:
-        dataset = name.removeprefix("gdss_").removeprefix("flow_").removeprefix("pard_")
+        dataset = dataset_of(name)
         samples = args.samples or (1000 if dataset == "qm9" else len(setups.load(dataset).split("test")))
         what = f"the {args.minutes:g}-minute checkpoints" if args.evaluate_only else f"training {args.minutes} min"
         print(f"[{name}] {what}, then {samples} samples x {args.sample_draws}", flush=True)

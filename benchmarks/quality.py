@@ -112,7 +112,7 @@ def trainer_settings(name: str, recipe: str) -> dict[str, Any]:
     r = RECIPES.get(recipe, {})
     if name.startswith(("gdss_", "pard_")) or "config" not in r:
         return {"ema_decay": 0.999, "gradient_clip_val": 1.0}
-    config = shipped_config("flow" if name.startswith("flow_") else "discrete", name.removeprefix("flow_"))
+    config = shipped_config("flow" if name.startswith("flow_") else "discrete", dataset_of(name))
     callbacks = config.get("trainer", {}).get("callbacks") or []
     ema = next((c.get("init_args", {}).get("decay", 0.999) for c in callbacks
                 if str(c.get("class_path", "")).endswith("EMA")), None)
